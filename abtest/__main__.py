@@ -1,0 +1,7 @@
+"""Entry point for ``python -m abtest``."""
+
+import sys
+
+from abtest.cli import main
+
+sys.exit(main())
