@@ -13,6 +13,7 @@ from pathlib import Path
 
 from abtest.config import Config, load_config
 from abtest.errors import UserError
+from abtest.fileio import check_writable_dir
 
 DEFAULT_CONFIG = "scenarios.yaml"
 CACHE_DIR = Path(".cache")
@@ -50,7 +51,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     from simulator.generation import format_summary, generate
 
     cfg = _load(args)
-    out = Path(args.out) if args.out else default_log_dir(cfg)
+    out = check_writable_dir(Path(args.out) if args.out else default_log_dir(cfg))
     print(
         f"generating {cfg.periods.total_days} days of logged traffic "
         f"({cfg.periods.pre_days} pre-period + {cfg.periods.experiment_days} experiment) for "

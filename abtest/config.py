@@ -314,8 +314,12 @@ def _cross_checks(cfg: Config, b: _Builder) -> None:
                     f"scenarios[{i}].content_types[{j}]",
                     f"unknown content type {ct!r} (world.content_types: {', '.join(ctypes)})",
                 )
-        if len(set(s.content_types)) != len(s.content_types):
-            b.fail(f"scenarios[{i}].content_types", "lists a content type twice")
+        twice = sorted({c for c in s.content_types if s.content_types.count(c) > 1})
+        if twice:
+            b.fail(
+                f"scenarios[{i}].content_types",
+                f"lists a content type twice: {', '.join(map(repr, twice))}",
+            )
         need = s.slate_size * cfg.logging_policy.tier_size
         pool_share = sum(ctypes[c].share for c in s.content_types if c in ctypes)
         pool_expected = pool_share * cfg.world.n_items

@@ -86,7 +86,14 @@ def _cast(df: pl.DataFrame, col: str, source: str) -> pl.Series:
         raise LogError(f"{source}: column {col!r} must be text, got {kind}")
     if want.is_integer():
         if kind.is_integer() or kind == pl.Boolean:
-            return s.cast(pl.Int64).cast(want)
+            out = s.cast(want, strict=False)
+            lost = out.is_null() & s.is_not_null()
+            if lost.any():
+                raise LogError(
+                    f"{source}: column {col!r} has values out of range for {want}; "
+                    f"{_rows(df, lost, col)}"
+                )
+            return out
         raise LogError(f"{source}: column {col!r} must be integer, got {kind}")
     if kind.is_numeric() or kind == pl.Null:
         return s.cast(want)

@@ -13,8 +13,9 @@ Shapes: U users, I items, S scenarios, d latent dims, B requests, K slate positi
 * Affinity(u, i, s) = affinity_scale * cos(pref_us, view_is) + quality_i.
 * Response, vectorised over B x K exposures: click (or, in immersive scenarios, a "view"
   rather than a skip) with P = sigmoid(affinity + base_s) * position_bias_s[k]; watch time =
-  duration * completion, completion ~ Beta with mean sigmoid(c0 + c1 * affinity); skips
-  in immersive scenarios watch a short exponential time; after the page the user continues
+  duration * completion, completion ~ Beta with mean sigmoid(c0 + c1 * affinity); in
+  immersive scenarios every exposure autoplays for a short exponential skip time and a view
+  watches on from there (skip + (duration - skip) * completion); after the page the user continues
   with P = sigmoid(b0 + b_click * CTR(page) + b_watch * completion(page)).
 
 Every draw in the response comes from :mod:`simulator.keyed`, keyed by request and
@@ -231,12 +232,14 @@ class World:
         sc = self.scenarios[scenario]
         dur = self.items.duration[items]
         p = self.click_probability(scenario, affinity)
-        watched = p * dur * self.completion_mean(affinity)
+        completion = self.completion_mean(affinity)
         if sc.kind == IMMERSIVE:
-            # E[min(duration, skip_seconds * Exp(1))] = m (1 - exp(-duration / m))
+            # S = min(duration, m Exp(1)) autoplays; E[S] = m (1 - exp(-duration / m)); a view
+            # (independent of S) then watches a completion share of the rest.
             m = self.config.world.skip_seconds
-            watched = watched + (1 - p) * m * (1 - np.exp(-dur / m))
-        return watched
+            skip = m * (1 - np.exp(-dur / m))
+            return skip + p * completion * (dur - skip)
+        return p * dur * completion
 
     def continue_probability(self, click: np.ndarray, watch_fraction: np.ndarray) -> np.ndarray:
         """B probability of going on after a page, from its CTR and mean watched fraction."""
@@ -275,8 +278,12 @@ class World:
             )
             watch[rows, cols] = dur[rows, cols] * completion
         if sc.kind == IMMERSIVE:
+            # Every exposure autoplays for a skip time; a view then watches on from there.
             skip = self.config.world.skip_seconds * keyed.exponential(seed, "skip", rid, pos)
-            watch = np.where(click, watch, np.minimum(dur, skip))
+            skip = np.minimum(dur, skip)
+            watch = skip + (dur - skip) * np.divide(
+                watch, dur, out=np.zeros_like(watch), where=click
+            )
         p_cont = self.continue_probability(click, watch / dur)
         cont = keyed.uniform(seed, "leave", request_ids) < p_cont
         cont &= page + 1 < self.config.leave.max_pages
