@@ -104,7 +104,8 @@ def _scalar_reference(world, scenario, user, items, rid, page, seed):
     for k, item in enumerate(items):
         pref = world.users.preference[scenario, user]
         view = world.items.views[scenario, item]
-        aff = cfg.world.affinity_scale * sum(float(a) * float(b) for a, b in zip(pref, view, strict=True))
+        cos = sum(float(a) * float(b) for a, b in zip(pref, view, strict=True))
+        aff = cfg.world.affinity_scale * cos
         aff += world.items.quality[item]
         p = (
             1
