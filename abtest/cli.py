@@ -48,10 +48,10 @@ def default_log_dir(cfg: Config) -> Path:
 
 
 def cmd_generate(args: argparse.Namespace) -> int:
-    from simulator.generation import format_summary, generate
-
     cfg = _load(args)
     out = check_writable_dir(Path(args.out) if args.out else default_log_dir(cfg))
+    from simulator.generation import format_summary, generate  # heavy imports after the checks
+
     print(
         f"generating {cfg.periods.total_days} days of logged traffic "
         f"({cfg.periods.pre_days} pre-period + {cfg.periods.experiment_days} experiment) for "

@@ -166,8 +166,12 @@ class Config:
         return _to_plain(self)
 
     def fingerprint(self) -> str:
-        """Stable hash of the whole config (for caches and run records)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        """Stable hash of the whole config (for caches and run records).
+
+        Mapping order is kept, not sorted: the world draws content types and profile
+        features in their listed order, so reordering them makes a different world.
+        """
+        blob = json.dumps(self.to_dict(), separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def with_seed(self, seed: int) -> Config:
@@ -344,6 +348,10 @@ def _cross_checks(cfg: Config, b: _Builder) -> None:
 
 def config_from_dict(data: Any, source: str = "<config>") -> Config:
     """Build and validate a :class:`Config` from a parsed YAML tree."""
+    periods = data.get("periods") if isinstance(data, dict) else None
+    if isinstance(periods, dict) and isinstance(periods.get("start_date"), dt.date):
+        # YAML reads an unquoted 2026-03-02 as a date; accept it as the date it is.
+        data = {**data, "periods": {**periods, "start_date": periods["start_date"].isoformat()}}
     b = _Builder()
     cfg = b.build_dataclass(Config, data, "")
     if cfg is not None:
