@@ -268,22 +268,21 @@ class World:
         p_click = self.click_probability(scenario, aff)
         click = keyed.uniform(seed, "click", rid, pos) < p_click
         dur = self.items.duration[items]
-        watch = np.zeros((b, k))
+        completion = np.zeros((b, k))  # share of the item watched beyond any skip; 0 unless clicked
         rows, cols = np.nonzero(click)
         if rows.size:  # completion is only drawn where the item is watched
             mean = self.completion_mean(aff[rows, cols])
             conc = self.config.world.completion.concentration
-            completion = keyed.beta(
+            completion[rows, cols] = keyed.beta(
                 seed, "completion", mean * conc, (1 - mean) * conc, rid[rows, 0], cols
             )
-            watch[rows, cols] = dur[rows, cols] * completion
         if sc.kind == IMMERSIVE:
             # Every exposure autoplays for a skip time; a view then watches on from there.
             skip = self.config.world.skip_seconds * keyed.exponential(seed, "skip", rid, pos)
             skip = np.minimum(dur, skip)
-            watch = skip + (dur - skip) * np.divide(
-                watch, dur, out=np.zeros_like(watch), where=click
-            )
+            watch = skip + (dur - skip) * completion
+        else:
+            watch = dur * completion
         p_cont = self.continue_probability(click, watch / dur)
         cont = keyed.uniform(seed, "leave", request_ids) < p_cont
         cont &= page + 1 < self.config.leave.max_pages
