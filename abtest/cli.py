@@ -16,7 +16,6 @@ from abtest.errors import UserError
 from abtest.fileio import check_writable_dir
 
 DEFAULT_CONFIG = "scenarios.yaml"
-CACHE_DIR = Path(".cache")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -43,14 +42,11 @@ def _load(args: argparse.Namespace) -> Config:
     return cfg
 
 
-def default_log_dir(cfg: Config) -> Path:
-    return CACHE_DIR / "logs" / cfg.fingerprint()
-
-
 def cmd_generate(args: argparse.Namespace) -> int:
     cfg = _load(args)
-    out = check_writable_dir(Path(args.out) if args.out else default_log_dir(cfg))
-    from simulator.generation import format_summary, generate  # heavy imports after the checks
+    from simulator.generation import format_summary, generate, log_dir_for
+
+    out = check_writable_dir(Path(args.out) if args.out else log_dir_for(cfg))
 
     print(
         f"generating {cfg.periods.total_days} days of logged traffic "
@@ -70,6 +66,97 @@ def cmd_generate(args: argparse.Namespace) -> int:
         f"peak memory {result.peak_rss_mb:,.0f} MB"
     )
     print(f"wrote {out}/logs.parquet, users.parquet, items.parquet, manifest.json")
+    return 0
+
+
+def _model_names(text: str) -> list[str]:
+    from models.zoo import MODEL_NAMES
+
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in MODEL_NAMES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown model {', '.join(map(repr, unknown)) or '(none given)'}; "
+            f"known models: {', '.join(MODEL_NAMES)}"
+        )
+    return names
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: must be an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid count {value}: must be >= 1")
+    return value
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    if len(args.model) != 1:
+        raise UserError("--model takes one model name; use `evaluate --models a,b` for several")
+    (name,) = args.model
+    from models.evaluate import evaluate
+    from models.pipeline import get_model, load_data
+
+    data = load_data(cfg, progress=not args.quiet)
+    ready = get_model(name, data, cfg.seed, retrain=args.retrain, progress=not args.quiet)
+    status = f"trained in {ready.train_seconds:.1f} s" if ready.trained_now else "loaded"
+    print(
+        f"{name} (seed {cfg.seed}): {status}"
+        + (f" -> {ready.checkpoint}" if ready.checkpoint else "")
+    )
+    for scenario, m in evaluate(ready.recaller, data).items():
+        print(
+            f"  {scenario:<18} recall@50 {m['recall@50']:.4f}  ndcg@50 {m['ndcg@50']:.4f}  "
+            f"({m['requests']:,} validation requests)"
+        )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    cfg = _load(args)
+    import datetime as dt
+
+    from models.evaluate import aggregate, evaluate, index_report, write_offline
+    from models.pipeline import get_model, load_data
+    from models.zoo import MODEL_NAMES
+
+    names = args.models or list(MODEL_NAMES)
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("reports") / (dt.datetime.now().strftime("%Y%m%d-%H%M%S") + "-offline")
+    )
+    check_writable_dir(out)
+    data = load_data(cfg, progress=not args.quiet)
+    seeds = [cfg.seed + i for i in range(args.seeds)]
+    models, seconds, index = {}, {}, None
+    for name in names:
+        per_seed, secs = [], []
+        for seed in seeds:
+            ready = get_model(name, data, seed, progress=not args.quiet)
+            per_seed.append(evaluate(ready.recaller, data))
+            secs.append(ready.train_seconds)
+            if index is None and name not in ("popular", "random") and seed == seeds[0]:
+                index = {"model": name, "scenarios": index_report(ready.recaller, data)}
+        models[name] = aggregate(per_seed)
+        seconds[name] = float(sum(secs) / len(secs))
+        row = "  ".join(f"{s}={models[name][s]['recall@50']:.4f}" for s in models[name])
+        print(f"{name:<14} recall@50  {row}", file=sys.stderr)
+    result = {
+        "config_fingerprint": cfg.fingerprint(),
+        "data_hash": data.data_hash,
+        "seeds": seeds,
+        "models": models,
+        "train_seconds": seconds,
+        "index": index,
+    }
+    traffic = {s.name: s.traffic_share for s in cfg.scenarios}
+    write_offline(out, result, traffic)
+    print((out / "offline.md").read_text())
+    print(f"wrote {out}/offline.json and offline.md")
     return 0
 
 
@@ -96,6 +183,37 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--seed", type=_seed, help="override the config's seed")
     gen.add_argument("--quiet", action="store_true", help="no progress bar")
     gen.set_defaults(func=cmd_generate)
+
+    tr = sub.add_parser(
+        "train",
+        help="train one recall model on the config's logs (generating them if missing)",
+        description="Train a recall model (or load its cached checkpoint) and print its "
+        "offline metrics on the validation split.",
+    )
+    tr.add_argument("--model", required=True, type=_model_names, help="model name")
+    tr.add_argument(
+        "--config", default=DEFAULT_CONFIG, help="scenarios YAML (default: %(default)s)"
+    )
+    tr.add_argument("--seed", type=_seed, help="override the config's seed")
+    tr.add_argument("--retrain", action="store_true", help="train even if a checkpoint exists")
+    tr.add_argument("--quiet", action="store_true", help="no progress bars")
+    tr.set_defaults(func=cmd_train)
+
+    ev = sub.add_parser(
+        "evaluate",
+        help="offline Recall/HR/NDCG@K of models per scenario (trains what is missing)",
+        description="Evaluate models offline on the later part of the pre-period and write "
+        "DIR/offline.json and DIR/offline.md.",
+    )
+    ev.add_argument("--models", type=_model_names, help="comma-separated (default: all)")
+    ev.add_argument(
+        "--config", default=DEFAULT_CONFIG, help="scenarios YAML (default: %(default)s)"
+    )
+    ev.add_argument("--seed", type=_seed, help="first seed (default: the config's)")
+    ev.add_argument("--seeds", type=_positive, default=1, help="number of seeds (default: 1)")
+    ev.add_argument("--out", metavar="DIR", help="output folder (default: reports/<time>-offline)")
+    ev.add_argument("--quiet", action="store_true", help="no progress bars")
+    ev.set_defaults(func=cmd_evaluate)
     return parser
 
 

@@ -29,6 +29,16 @@ from simulator.world import World
 LOGS, USERS, ITEMS, MANIFEST = "logs.parquet", "users.parquet", "items.parquet", "manifest.json"
 
 
+def cache_dir() -> Path:
+    """Root of generated logs and checkpoints: ``$ABTEST_CACHE``, default ``.cache``."""
+    return Path(os.environ.get("ABTEST_CACHE", ".cache"))
+
+
+def log_dir_for(config: Config) -> Path:
+    """Where a config's generated logs are cached (keyed by the config's fingerprint)."""
+    return cache_dir() / "logs" / config.fingerprint()
+
+
 @dataclass(frozen=True)
 class Generated:
     out_dir: Path

@@ -54,8 +54,17 @@ LOG_SCHEMA: dict[str, pl.DataType] = {
     "propensity": pl.Float64(),
     "policy": pl.String(),
 }
-KEY_COLUMNS = ("request_id", "session_id", "timestamp", "user_id", "scenario", "item_id",
-               "position", "click", "policy")  # fmt: skip
+KEY_COLUMNS = (
+    "request_id",
+    "session_id",
+    "timestamp",
+    "user_id",
+    "scenario",
+    "item_id",
+    "position",
+    "click",
+    "policy",
+)
 UNIFORM = "uniform"
 SORT_KEYS = ("timestamp", "request_id", "position")
 

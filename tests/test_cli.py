@@ -48,3 +48,42 @@ def test_unwritable_output_folder_is_a_clear_error(tmp_path, write_yaml):
     assert proc.stderr.startswith("error:") and "not writable" in proc.stderr
     assert "Traceback" not in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert blocker.read_text() == "not a folder"
+
+
+def test_unknown_model_lists_the_known_ones(tmp_path):
+    for cmd in (["train", "--model", "sas"], ["evaluate", "--models", "mixed,bogus"]):
+        proc = subprocess.run(
+            [sys.executable, "-m", "abtest", *cmd], cwd=ROOT, capture_output=True, text=True
+        )
+        assert proc.returncode == 2
+        lines = proc.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in proc.stderr
+        assert "known models: mixed, single, shared_bottom, mmoe, star, sass_base, sass" in lines[0]
+
+
+def test_evaluate_writes_offline_table(tmp_path, write_yaml, monkeypatch, capsys):
+    monkeypatch.setenv("ABTEST_CACHE", str(tmp_path / "cache"))
+    tree = tiny_tree()
+    tree["periods"].update({"pre_days": 3, "experiment_days": 1})
+    cfg = write_yaml(tree)
+    out = tmp_path / "offline"
+    args = ["evaluate", "--config", str(cfg), "--models", "popular,random,mixed", "--seeds", "2",
+            "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    result = json.loads((out / "offline.json").read_text())
+    assert set(result["models"]) == {"popular", "random", "mixed"}
+    assert result["seeds"] == [tree["seed"], tree["seed"] + 1]
+    home = result["models"]["mixed"]["home_feed"]
+    for k in (20, 50, 100):
+        for m in ("recall", "hr", "ndcg"):
+            assert 0 <= home[f"{m}@{k}"] <= 1 and home[f"{m}@{k}_se"] is not None
+    assert home["recall@20"] <= home["recall@50"] <= home["recall@100"]
+    assert "| mixed |" in (out / "offline.md").read_text()
+    # the checkpoints were cached: a second run trains nothing and gives the same numbers
+    ckpts = sorted((tmp_path / "cache" / "models").rglob("*.pt"))
+    assert len(ckpts) == 2
+    mtimes = [p.stat().st_mtime_ns for p in ckpts]
+    assert main([*args[:-3], "--out", str(tmp_path / "again"), "--quiet"]) == 0
+    again = json.loads((tmp_path / "again" / "offline.json").read_text())
+    assert again["models"] == result["models"]
+    assert [p.stat().st_mtime_ns for p in ckpts] == mtimes

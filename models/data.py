@@ -1,0 +1,214 @@
+"""Training and evaluation data for the recall models, built from a log folder with polars.
+
+A log folder is what ``python -m abtest generate`` writes (logs, users, items, manifest).
+From it we build:
+
+* a :class:`RequestTable`: per request the user features the user tower reads — hashed user
+  id bucket, profile, the last H clicks across all scenarios with their scenarios (as of the
+  request's time: no future leakage), and the scenario;
+* an :class:`ItemTable`: per item id its category, content type and duration bucket, and
+  each scenario's item pool (items whose content type the scenario shows);
+* :class:`Examples` (request row, item, click) for three uses: recall training (clicks in
+  the earlier part of the pre-period), validation (clicks in its later part) and SASS
+  pre-training (every exposure, clicked or not, in the training window: the entire space).
+
+Shapes: R requests, H history length, F profile features, N examples, I items.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from abtest.config import Config
+from abtest.errors import UserError
+from models.features import click_histories
+from simulator import keyed
+from simulator.logs import read_logs
+
+DURATION_EDGES = np.array([10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0])  # seconds
+USER_BUCKETS = 16_384
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """Cardinalities of every categorical input (what the embedding tables need)."""
+
+    n_user_buckets: int
+    profile_cards: tuple[int, ...]
+    n_items: int
+    n_categories: int
+    n_content_types: int
+    n_duration_buckets: int
+    n_scenarios: int
+    history_length: int
+
+
+@dataclass(frozen=True)
+class RequestTable:
+    request_id: np.ndarray  # R int64
+    user_id: np.ndarray  # R int64
+    user_bucket: np.ndarray  # R int64
+    profile: np.ndarray  # R x F int64
+    hist_items: np.ndarray  # R x H int64, -1 = empty
+    hist_scenarios: np.ndarray  # R x H int64, -1 = empty
+    scenario: np.ndarray  # R int64
+
+    def __len__(self) -> int:
+        return int(self.request_id.shape[0])
+
+
+@dataclass(frozen=True)
+class ItemTable:
+    category: np.ndarray  # I int64, index = item id
+    content_type: np.ndarray  # I int64
+    duration_bucket: np.ndarray  # I int64
+    pools: tuple[np.ndarray, ...]  # per scenario: sorted item ids
+
+
+@dataclass(frozen=True)
+class Examples:
+    request: np.ndarray  # N int64 row in the RequestTable
+    item: np.ndarray  # N int64
+    click: np.ndarray  # N int8
+
+    def __len__(self) -> int:
+        return int(self.item.shape[0])
+
+
+@dataclass(frozen=True)
+class Dataset:
+    spec: FeatureSpec
+    scenario_names: tuple[str, ...]
+    requests: RequestTable
+    items: ItemTable
+    train: Examples  # clicks, training window
+    valid: Examples  # clicks, validation window
+    pretrain: Examples  # all exposures, training window
+    data_hash: str
+
+
+def user_buckets(user_id: np.ndarray, n: int = USER_BUCKETS) -> np.ndarray:
+    """Hashed user-id buckets: unseen ids still get an embedding (shared with a few others)."""
+    return (keyed.hash64(0, "user_bucket", user_id) % np.uint64(n)).astype(np.int64)
+
+
+def duration_buckets(seconds: np.ndarray) -> np.ndarray:
+    return np.digitize(seconds, DURATION_EDGES).astype(np.int64)
+
+
+def file_hash(paths: list[Path]) -> str:
+    h = hashlib.sha256()
+    for p in paths:
+        with open(p, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+def load_dataset(log_dir: str | Path, config: Config, valid_days: int = 2) -> Dataset:
+    """Read a generated log folder and build requests, items and the three example sets."""
+    log_dir = Path(log_dir)
+    manifest_path = log_dir / "manifest.json"
+    if not manifest_path.exists():
+        raise UserError(f"{log_dir} is not a complete log folder (no manifest.json)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        pre_end = dt.datetime.fromisoformat(manifest["pre_period_end"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{manifest_path}: unreadable manifest ({exc})") from None
+    names = config.scenario_names
+    logs = read_logs(log_dir / "logs.parquet", scenarios=names)
+    try:
+        users = pl.read_parquet(log_dir / "users.parquet")
+        items = pl.read_parquet(log_dir / "items.parquet")
+    except Exception as exc:
+        raise UserError(f"cannot read the users/items tables in {log_dir}: {exc}") from None
+
+    if not 0 < valid_days < config.periods.pre_days:
+        raise UserError(f"valid_days must be in (0, {config.periods.pre_days}), got {valid_days}")
+    cut = pre_end - dt.timedelta(days=valid_days)
+    pre = logs.filter(pl.col("timestamp") < pre_end)
+    if pre.filter(pl.col("timestamp") < cut).height == 0:
+        raise UserError(f"{log_dir}: no logged traffic before {cut.isoformat()} to train on")
+    codes = {n: i for i, n in enumerate(names)}
+
+    # Requests of the pre-period, with histories from every click logged before them.
+    req = (
+        pre.group_by("request_id")
+        .agg(pl.col("user_id", "timestamp", "scenario").first())
+        .sort("timestamp", "request_id")
+    )
+    hist = click_histories(logs, req, config.world.history_length, codes)
+    profile_cols = [c for c in users.columns if c != "user_id"]
+    prof = req.select("user_id").join(users, on="user_id", how="left", maintain_order="left")
+    profile = prof.select(profile_cols).fill_null(0).to_numpy().astype(np.int64)
+    profile_cards = tuple(int(users[c].max()) + 1 for c in profile_cols)
+    user_id = req["user_id"].to_numpy()
+    requests = RequestTable(
+        request_id=req["request_id"].to_numpy(),
+        user_id=user_id,
+        user_bucket=user_buckets(user_id),
+        profile=profile.reshape(len(req), len(profile_cols)),
+        hist_items=hist.items,
+        hist_scenarios=hist.scenarios,
+        scenario=req["scenario"].replace_strict(codes, return_dtype=pl.Int64).to_numpy(),
+    )
+
+    items = items.sort("item_id")
+    n_items = int(items["item_id"].max()) + 1
+    ct_names = sorted(items["content_type"].unique().to_list())
+    ct_code = {c: i for i, c in enumerate(ct_names)}
+    category = np.zeros(n_items, dtype=np.int64)
+    ctype = np.zeros(n_items, dtype=np.int64)
+    dur = np.zeros(n_items, dtype=np.int64)
+    ids = items["item_id"].to_numpy()
+    category[ids] = items["category"].to_numpy()
+    ctype[ids] = items["content_type"].replace_strict(ct_code, return_dtype=pl.Int64).to_numpy()
+    dur[ids] = duration_buckets(items["duration"].to_numpy())
+    pools = []
+    for sc in config.scenarios:
+        allowed = [ct_code[c] for c in sc.content_types if c in ct_code]
+        pools.append(np.sort(ids[np.isin(ctype[ids], allowed)]))
+    item_table = ItemTable(category, ctype, dur, tuple(pools))
+
+    row_of = pl.DataFrame({"request_id": requests.request_id, "row": np.arange(len(requests))})
+    ex = pre.select("request_id", "timestamp", "item_id", "click").join(row_of, on="request_id")
+
+    def examples(frame: pl.DataFrame) -> Examples:
+        return Examples(
+            frame["row"].to_numpy().astype(np.int64),
+            frame["item_id"].to_numpy().astype(np.int64),
+            frame["click"].to_numpy().astype(np.int8),
+        )
+
+    early = ex.filter(pl.col("timestamp") < cut)
+    late = ex.filter(pl.col("timestamp") >= cut)
+    spec = FeatureSpec(
+        n_user_buckets=USER_BUCKETS,
+        profile_cards=profile_cards,
+        n_items=n_items,
+        n_categories=int(category.max()) + 1,
+        n_content_types=len(ct_names),
+        n_duration_buckets=len(DURATION_EDGES) + 1,
+        n_scenarios=len(names),
+        history_length=config.world.history_length,
+    )
+    return Dataset(
+        spec=spec,
+        scenario_names=tuple(names),
+        requests=requests,
+        items=item_table,
+        train=examples(early.filter(pl.col("click") == 1)),
+        valid=examples(late.filter(pl.col("click") == 1)),
+        pretrain=examples(early),
+        data_hash=file_hash(
+            [log_dir / n for n in ("logs.parquet", "users.parquet", "items.parquet")]
+        ),
+    )

@@ -1,0 +1,170 @@
+"""Small named building blocks of the recall models, each testable alone.
+
+Shapes: B rows, S scenarios, H history length, D/E feature widths.
+
+* :class:`ScenarioLinear` — a linear layer with one weight matrix per scenario, applied to
+  each row with its own scenario's weights (or to all rows with one scenario's).
+* :class:`MLP` — Linear + ReLU stack.
+* :class:`HistoryPooling` — attention pooling of the clicked-item history (item and the
+  scenario it was clicked in), queried by the current scenario; mean pooling without one.
+* :class:`UserEncoder` / :class:`ItemEncoder` — the shared embedding layer of each tower.
+* :class:`ScenarioAdaptiveTransfer` — SASS's SAT unit: adaptive gate a = σ(W_a[h; g]) picks
+  what of the global representation g to transfer (t = a ⊙ g); update gate
+  u = σ(W_u[h; t]) fuses it: h ← (1 − u) ⊙ h + u ⊙ t. One set of gates per scenario.
+* :class:`ScenarioBias` — scenario bias network: scenario embedding → MLP → D.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+ScenarioArg = Tensor | int
+
+
+def wide(weight: Tensor) -> Tensor:
+    """S x in x out weights side by side as one in x (S * out) matrix."""
+    s, d_in, d_out = weight.shape
+    return weight.permute(1, 0, 2).reshape(d_in, s * d_out)
+
+
+def pick_scenario(every: Tensor, scenario: Tensor, n_scenarios: int) -> Tensor:
+    """From B x (S * out) outputs of every scenario, each row's own scenario's: B x out.
+
+    One dense matmul for all scenarios then a gather is far cheaper, forward and backward,
+    than gathering a B x in x out weight tensor per row.
+    """
+    b = every.shape[0]
+    every = every.view(b, n_scenarios, -1)
+    idx = scenario.view(b, 1, 1).expand(b, 1, every.shape[2])
+    return every.gather(1, idx).squeeze(1)
+
+
+class ScenarioLinear(nn.Module):
+    """y = x W_s + b_s with per-scenario parameters (S x in x out)."""
+
+    def __init__(self, n_scenarios: int, d_in: int, d_out: int):
+        super().__init__()
+        bound = 1 / math.sqrt(d_in)
+        self.weight = nn.Parameter(torch.empty(n_scenarios, d_in, d_out).uniform_(-bound, bound))
+        self.bias = nn.Parameter(torch.zeros(n_scenarios, d_out))
+
+    def forward(self, x: Tensor, scenario: ScenarioArg) -> Tensor:
+        if isinstance(scenario, int):
+            return x @ self.weight[scenario] + self.bias[scenario]
+        every = x @ wide(self.weight)
+        return pick_scenario(every, scenario, self.weight.shape[0]) + self.bias[scenario]
+
+
+class MLP(nn.Sequential):
+    def __init__(self, d_in: int, widths: list[int], last_activation: bool = True):
+        layers: list[nn.Module] = []
+        for i, w in enumerate(widths):
+            layers.append(nn.Linear(d_in, w))
+            if last_activation or i < len(widths) - 1:
+                layers.append(nn.ReLU())
+            d_in = w
+        super().__init__(*layers)
+
+
+class HistoryPooling(nn.Module):
+    """B x H histories -> B x D: scaled dot-product attention, or a masked mean without query."""
+
+    def forward(self, keys: Tensor, mask: Tensor, query: Tensor | None = None) -> Tensor:
+        # keys: B x H x D; mask: B x H bool (True = a real click); query: B x D
+        if query is None:
+            w = mask.float()
+        else:
+            scores = (keys @ query.unsqueeze(-1)).squeeze(-1) / math.sqrt(keys.shape[-1])
+            w = torch.softmax(scores.masked_fill(~mask, -1e9), dim=-1) * mask.float()
+        w = w / w.sum(dim=-1, keepdim=True).clamp_min(1e-9)
+        return (w.unsqueeze(-1) * keys).sum(dim=1)
+
+
+class UserEncoder(nn.Module):
+    """User-side embedding layer: hashed id, profile, pooled cross-scenario click history.
+
+    With `scenario_aware`, the history is pooled with the current scenario as the query.
+    Output width: ``out_dim``.
+    """
+
+    def __init__(self, spec, emb_dim: int, scenario_aware: bool):
+        super().__init__()
+        self.scenario_aware = scenario_aware
+        self.user = nn.Embedding(spec.n_user_buckets, emb_dim)
+        self.profile = nn.ModuleList(nn.Embedding(c, emb_dim) for c in spec.profile_cards)
+        self.hist_item = nn.Embedding(spec.n_items + 1, emb_dim, padding_idx=spec.n_items)
+        self.hist_scenario = nn.Embedding(
+            spec.n_scenarios + 1, emb_dim, padding_idx=spec.n_scenarios
+        )
+        self.query = nn.Embedding(spec.n_scenarios, emb_dim) if scenario_aware else None
+        self.pool = HistoryPooling()
+        self.n_items, self.n_scenarios = spec.n_items, spec.n_scenarios
+        self.out_dim = emb_dim * (2 + len(spec.profile_cards))
+
+    def forward(self, f: dict[str, Tensor], scenario: Tensor) -> Tensor:
+        mask = f["hist_items"] >= 0
+        items = torch.where(mask, f["hist_items"], self.n_items)
+        scen = torch.where(mask, f["hist_scenarios"], self.n_scenarios)
+        keys = self.hist_item(items) + self.hist_scenario(scen)
+        query = self.query(scenario) if self.query is not None else None
+        parts = [self.user(f["user_bucket"]), self.pool(keys, mask, query)]
+        parts += [emb(f["profile"][:, j]) for j, emb in enumerate(self.profile)]
+        return torch.cat(parts, dim=-1)
+
+
+class ItemEncoder(nn.Module):
+    """Item-side embedding layer: id, category, content type, duration bucket (B -> B x E)."""
+
+    def __init__(self, spec, emb_dim: int, items):
+        super().__init__()
+        self.item = nn.Embedding(spec.n_items, emb_dim)
+        self.category = nn.Embedding(spec.n_categories, emb_dim)
+        self.content_type = nn.Embedding(spec.n_content_types, emb_dim)
+        self.duration = nn.Embedding(spec.n_duration_buckets, emb_dim)
+        self.register_buffer("cat_of", torch.as_tensor(items.category), persistent=False)
+        self.register_buffer("ct_of", torch.as_tensor(items.content_type), persistent=False)
+        self.register_buffer("dur_of", torch.as_tensor(items.duration_bucket), persistent=False)
+        self.out_dim = 4 * emb_dim
+
+    def forward(self, item_ids: Tensor) -> Tensor:
+        return torch.cat(
+            [
+                self.item(item_ids),
+                self.category(self.cat_of[item_ids]),
+                self.content_type(self.ct_of[item_ids]),
+                self.duration(self.dur_of[item_ids]),
+            ],
+            dim=-1,
+        )
+
+
+class ScenarioAdaptiveTransfer(nn.Module):
+    """The SAT unit (per scenario): gates in (0, 1), GRU-style fusion of global into scenario."""
+
+    def __init__(self, n_scenarios: int, dim: int):
+        super().__init__()
+        self.adaptive = ScenarioLinear(n_scenarios, 2 * dim, dim)
+        self.update = ScenarioLinear(n_scenarios, 2 * dim, dim)
+        self.last_gates: tuple[Tensor, Tensor] | None = None
+
+    def forward(self, h: Tensor, g: Tensor, scenario: ScenarioArg) -> Tensor:
+        a = torch.sigmoid(self.adaptive(torch.cat([h, g], dim=-1), scenario))
+        t = a * g
+        u = torch.sigmoid(self.update(torch.cat([h, t], dim=-1), scenario))
+        self.last_gates = (a.detach(), u.detach())
+        return (1 - u) * h + u * t
+
+
+class ScenarioBias(nn.Module):
+    """Scenario bias network: scenario id -> embedding -> MLP -> B x D."""
+
+    def __init__(self, n_scenarios: int, emb_dim: int, dim: int):
+        super().__init__()
+        self.emb = nn.Embedding(n_scenarios, emb_dim)
+        self.mlp = MLP(emb_dim, [emb_dim, dim], last_activation=False)
+
+    def forward(self, scenario: Tensor) -> Tensor:
+        return self.mlp(self.emb(scenario))

@@ -1,0 +1,275 @@
+"""Training wrappers: recall fine-tuning, SASS's contrastive pre-training, early stopping.
+
+* Recall: in-batch sampled softmax with log-Q correction over the batch's clicked items. A
+  row's negatives are the other rows' items that are in its scenario's pool (and not its own
+  item again); for scenario-specific item towers every item is scored as seen in the row's
+  scenario. SASS adds ``aux_weight`` x the same loss on its global network's outputs.
+* Pre-training (``sass``): scenario-supervised contrastive learning on every exposure of the
+  training window, clicked or not. A user's representations in its scenario and in another
+  scenario form a positive pair, as do an item's in two scenarios whose pools hold it; other
+  users/items in the batch are negatives (InfoNCE). Fine-tuning then starts from these weights.
+* Early stopping on the validation split's Recall@50 (mean over scenarios), best epoch kept.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+from tqdm import tqdm
+
+from models.data import Dataset, Examples, RequestTable
+from models.losses import info_nce, sampled_softmax_loss
+from models.metrics import ranking_metrics
+from models.zoo import ModelConfig, PerScenario, Recaller, TwoTower, build_model
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    batch_size: int = 1024
+    lr: float = 3e-3
+    weight_decay: float = 0.0  # decoupled (AdamW)
+    max_epochs: int = 6
+    patience: int = 2
+    temperature: float = 0.07
+    aux_weight: float = 0.5
+    pretrain_epochs: int = 2
+    pretrain_rows: int = 150_000  # exposures sampled per pre-training epoch
+    pretrain_temperature: float = 0.1
+    eval_requests: int = 1000  # validation requests per scenario for early stopping
+    threads: int = 2
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class TrainResult:
+    model: nn.Module
+    history: list[dict] = field(default_factory=list)
+    pretrain_losses: list[float] = field(default_factory=list)
+    pretrained_state: dict | None = None
+    seconds: float = 0.0
+
+
+def user_features(req: RequestTable, rows: np.ndarray) -> dict[str, np.ndarray]:
+    return {
+        "user_id": req.user_id[rows],
+        "user_bucket": req.user_bucket[rows],
+        "profile": req.profile[rows],
+        "hist_items": req.hist_items[rows],
+        "hist_scenarios": req.hist_scenarios[rows],
+        "scenario": req.scenario[rows],
+    }
+
+
+def _tensors(f: dict[str, np.ndarray]) -> dict[str, Tensor]:
+    return {k: torch.as_tensor(v) for k, v in f.items() if k != "user_id"}
+
+
+def validation_targets(data: Dataset, examples: Examples) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Request rows with at least one click, and each one's clicked items."""
+    order = np.argsort(examples.request, kind="stable")
+    rows, starts = np.unique(examples.request[order], return_index=True)
+    return rows, np.split(examples.item[order], starts[1:])
+
+
+def recall_at(recaller: Recaller, data: Dataset, rows, targets, scenario: int, k: int = 50):
+    """Per-request ranking metrics of `recaller` on `rows` (all in `scenario`), flat search."""
+    pool, vecs = recaller.item_vectors(scenario)
+    users = recaller.user_vectors(user_features(data.requests, rows))
+    scores = users @ vecs.T
+    kk = min(k, pool.size)
+    top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
+    top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), 1), 1)
+    return ranking_metrics(pool[top], targets, ks=(kk,))
+
+
+class Trainer:
+    def __init__(
+        self,
+        data: Dataset,
+        model_cfg: ModelConfig,
+        cfg: TrainConfig,
+        seed: int,
+        progress: bool = True,
+    ):
+        self.data, self.cfg, self.seed, self.progress = data, cfg, seed, progress
+        self.model_cfg = model_cfg
+        torch.manual_seed(seed)
+        self.rng = np.random.default_rng([seed, 0x7A1])
+        self.model = build_model(model_cfg, data.items)
+        counts = np.bincount(data.train.item, minlength=data.spec.n_items) + 1.0
+        self.log_q = torch.as_tensor(np.log(counts / counts.sum()), dtype=torch.float32)
+        mask = np.zeros((data.spec.n_scenarios, data.spec.n_items), dtype=bool)
+        for s, pool in enumerate(data.items.pools):
+            mask[s, pool] = True
+        self.pool_mask = torch.as_tensor(mask)
+        scen_of_valid = data.requests.scenario
+        rows, targets = validation_targets(data, data.valid)
+        self.valid: dict[int, tuple[np.ndarray, list[np.ndarray]]] = {}
+        for s in range(data.spec.n_scenarios):
+            idx = np.flatnonzero(scen_of_valid[rows] == s)
+            if idx.size:
+                pick = np.sort(
+                    self.rng.choice(idx, min(idx.size, cfg.eval_requests), replace=False)
+                )
+                self.valid[s] = (rows[pick], [targets[i] for i in pick])
+
+    # ------------------------------------------------------------------ recall loss
+
+    def recall_loss(self, model: nn.Module, rows: np.ndarray, items: np.ndarray) -> Tensor:
+        f = _tensors(user_features(self.data.requests, rows))
+        scen = f["scenario"]
+        item_t = torch.as_tensor(items)
+        valid = self.pool_mask[scen][:, item_t] & (item_t.unsqueeze(0) != item_t.unsqueeze(1))
+        log_q = self.log_q[item_t]
+        t = self.cfg.temperature
+        if model.has_global:
+            u, ug = model.user(f, with_global=True)
+        else:
+            u, ug = model.user(f), None
+        uniq = torch.unique(scen) if model.scenario_aware else torch.zeros(1, dtype=torch.long)
+        per, vg = model.items_in(item_t, uniq.tolist())  # S' x B x D, B x D
+        slot = torch.searchsorted(uniq, scen) if model.scenario_aware else torch.zeros_like(scen)
+        logits = (per @ u.T).transpose(1, 2)[slot, torch.arange(u.shape[0])]  # B x B
+        loss = sampled_softmax_loss(logits, log_q, valid, t)
+        if ug is not None:
+            loss = loss + self.cfg.aux_weight * sampled_softmax_loss(ug @ vg.T, log_q, valid, t)
+        return loss
+
+    def validate(self, model: nn.Module, scenarios=None) -> dict[int, float]:
+        recaller = Recaller(self.model_cfg.name, model, self.data.items)
+        out = {}
+        for s, (rows, targets) in self.valid.items():
+            if scenarios is None or s in scenarios:
+                out[s] = float(recall_at(recaller, self.data, rows, targets, s)["recall@50"].mean())
+        return out
+
+    def fit(
+        self, model: nn.Module, examples: Examples, scenarios=None, desc: str = ""
+    ) -> list[dict]:
+        """Train `model` on `examples` with early stopping; leaves the best weights loaded."""
+        cfg = self.cfg
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        best, best_state, bad, history = -1.0, None, 0, []
+        n = len(examples)
+        for epoch in range(cfg.max_epochs):
+            model.train()
+            perm = self.rng.permutation(n)
+            losses = []
+            steps = (
+                range(0, n - cfg.batch_size // 4 + 1, cfg.batch_size) if n > cfg.batch_size else [0]
+            )
+            bar = tqdm(
+                steps,
+                desc=f"{desc} epoch {epoch + 1}",
+                leave=False,
+                disable=None if self.progress else True,
+                mininterval=0.5,
+            )
+            for i in bar:
+                idx = perm[i : i + cfg.batch_size]
+                loss = self.recall_loss(model, examples.request[idx], examples.item[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                losses.append(loss.item())
+            scores = self.validate(model, scenarios)
+            score = float(np.mean(list(scores.values())))
+            history.append(
+                {"epoch": epoch + 1, "loss": float(np.mean(losses)), "valid_recall@50": score}
+            )
+            if score > best:
+                best, best_state, bad = score, copy.deepcopy(model.state_dict()), 0
+            else:
+                bad += 1
+                if bad >= cfg.patience:
+                    break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        return history
+
+    # ------------------------------------------------------------------ pre-training
+
+    def pretrain_loss(self, model: TwoTower, rows: np.ndarray, items: np.ndarray) -> Tensor:
+        """InfoNCE over users (own vs another scenario) and items (two scenarios holding them)."""
+        data, s_count = self.data, self.data.spec.n_scenarios
+        req = data.requests
+        _, first = np.unique(req.user_id[rows], return_index=True)
+        urows = rows[first]
+        f = _tensors(user_features(req, urows))
+        s1 = f["scenario"]
+        s2 = (s1 + torch.as_tensor(self.rng.integers(1, s_count, urows.size))) % s_count
+        loss = info_nce(model.user(f, s1), model.user(f, s2), self.cfg.pretrain_temperature)
+
+        scen = req.scenario[rows]
+        uniq_items, first = np.unique(items, return_index=True)
+        i_s1 = scen[first]
+        holders = self.pool_mask[:, uniq_items].numpy()  # S x N: pools holding each item
+        holders[i_s1, np.arange(uniq_items.size)] = False
+        keep = holders.any(axis=0)
+        if keep.sum() > 1:
+            # a random other scenario whose pool holds the item
+            r = self.rng.random(holders.shape) * holders
+            i_s2 = r.argmax(axis=0)[keep]
+            it = torch.as_tensor(uniq_items[keep])
+            v1 = model.item(it, torch.as_tensor(i_s1[keep]))
+            v2 = model.item(it, torch.as_tensor(i_s2))
+            loss = loss + info_nce(v1, v2, self.cfg.pretrain_temperature)
+        return loss
+
+    def pretrain(self, model: TwoTower) -> list[float]:
+        cfg, ex = self.cfg, self.data.pretrain
+        opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+        losses = []
+        for epoch in range(cfg.pretrain_epochs):
+            model.train()
+            idx_all = self.rng.choice(len(ex), min(cfg.pretrain_rows, len(ex)), replace=False)
+            bar = tqdm(
+                range(0, idx_all.size, cfg.batch_size),
+                desc=f"pre-training {epoch + 1}",
+                leave=False,
+                disable=None if self.progress else True,
+                mininterval=0.5,
+            )
+            epoch_losses = []
+            for i in bar:
+                idx = idx_all[i : i + cfg.batch_size]
+                loss = self.pretrain_loss(model, ex.request[idx], ex.item[idx])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                epoch_losses.append(loss.item())
+            losses.append(float(np.mean(epoch_losses)))
+        return losses
+
+    # ------------------------------------------------------------------ the whole recipe
+
+    def run(self) -> TrainResult:
+        t0 = time.perf_counter()
+        torch.set_num_threads(self.cfg.threads)
+        model, name = self.model, self.model_cfg.name
+        result = TrainResult(model)
+        if isinstance(model, PerScenario):
+            scen = self.data.requests.scenario[self.data.train.request]
+            for s, tower in enumerate(model.towers):
+                sel = np.flatnonzero(scen == s)
+                sub = Examples(
+                    self.data.train.request[sel],
+                    self.data.train.item[sel],
+                    self.data.train.click[sel],
+                )
+                hist = self.fit(tower, sub, scenarios={s}, desc=f"single[{s}]")
+                result.history += [{**h, "scenario": s} for h in hist]
+        else:
+            if name == "sass":
+                result.pretrain_losses = self.pretrain(model)
+                result.pretrained_state = copy.deepcopy(model.state_dict())
+            result.history = self.fit(model, self.data.train, desc=name)
+        result.seconds = time.perf_counter() - t0
+        return result
