@@ -120,6 +120,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import datetime as dt
 
     from models.evaluate import aggregate, evaluate, index_report, write_offline
+    from models.index import IndexSpec
     from models.pipeline import get_model, load_data
     from models.zoo import MODEL_NAMES
 
@@ -137,7 +138,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         per_seed, secs = [], []
         for seed in seeds:
             ready = get_model(name, data, seed, progress=not args.quiet)
-            per_seed.append(evaluate(ready.recaller, data))
+            per_seed.append(evaluate(ready.recaller, data, IndexSpec(args.index)))
             secs.append(ready.train_seconds)
             if index is None and name not in ("popular", "random") and seed == seeds[0]:
                 index = {"model": name, "scenarios": index_report(ready.recaller, data)}
@@ -146,6 +147,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         row = "  ".join(f"{s}={models[name][s]['recall@50']:.4f}" for s in models[name])
         print(f"{name:<14} recall@50  {row}", file=sys.stderr)
     result = {
+        "index_kind": args.index,
         "config_fingerprint": cfg.fingerprint(),
         "data_hash": data.data_hash,
         "seeds": seeds,
@@ -212,6 +214,12 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--seed", type=_seed, help="first seed (default: the config's)")
     ev.add_argument("--seeds", type=_positive, default=1, help="number of seeds (default: 1)")
     ev.add_argument("--out", metavar="DIR", help="output folder (default: reports/<time>-offline)")
+    ev.add_argument(
+        "--index",
+        choices=("flat", "hnsw", "ivf"),
+        default="flat",
+        help="faiss index searched for the top 100 (default: exact flat inner product)",
+    )
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_evaluate)
     return parser

@@ -139,7 +139,9 @@ def test_info_nce_reference():
 
 
 def test_pretraining_lowers_its_loss_and_finetuning_starts_from_it(data):
-    cfg = TrainConfig(pretrain_epochs=4, pretrain_rows=4000, batch_size=256, max_epochs=1)
+    cfg = TrainConfig(
+        pretrain_epochs=4, pretrain_rows=4000, batch_size=256, max_epochs=1, weight_decay=0.0
+    )
     trainer = Trainer(data, _small("sass", data), cfg, seed=0, progress=False)
     result = trainer.run()
     assert len(result.pretrain_losses) == 4
