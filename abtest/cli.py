@@ -162,6 +162,48 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _model_name(text: str) -> str:
+    (name,) = _model_names(text) if "," not in text else (None,)
+    if name is None:
+        raise argparse.ArgumentTypeError(f"one model name expected, got {text!r}")
+    return name
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    from abtest.report import format_table
+    from abtest.runner import RunOptions, run_ab
+
+    opts = RunOptions(
+        treatment=args.treatment,
+        control=args.control,
+        days=args.days,
+        seed=args.seed,
+        out=Path(args.out) if args.out else None,
+        cuped=not args.no_cuped,
+        correction=args.correction,
+        twin=not args.no_twin,
+        save_events=args.save_events,
+        progress=not args.quiet,
+        command="python -m abtest " + " ".join(sys.argv[1:] if args.argv is None else args.argv),
+    )
+    results, out = run_ab(cfg, opts)
+    print(format_table(results))
+    print(f"\nreport: {out}/report.md (also report.html, results.json, lift.csv, plots)")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from abtest.report import format_table, render_run
+
+    paths = render_run(Path(args.run_dir))
+    import json
+
+    print(format_table(json.loads(paths["results.json"].read_text())))
+    print(f"\nre-rendered {len(paths)} files in {args.run_dir}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="python -m abtest",
@@ -222,12 +264,60 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--quiet", action="store_true", help="no progress bars")
     ev.set_defaults(func=cmd_evaluate)
+
+    run = sub.add_parser(
+        "run",
+        help="simulated online A/B test of two recall models, with report",
+        description="Train what is missing, serve the treatment and control models to "
+        "hashed user buckets in the simulator over the experiment period (and the truth twin), "
+        "analyse per-scenario lifts and write a report folder.",
+    )
+    run.add_argument("--treatment", required=True, type=_model_name, help="treatment model")
+    run.add_argument("--control", required=True, type=_model_name, help="control model")
+    run.add_argument(
+        "--config", default=DEFAULT_CONFIG, help="scenarios YAML (default: %(default)s)"
+    )
+    run.add_argument(
+        "--days", type=_positive, help="experiment days (default: periods.experiment_days)"
+    )
+    run.add_argument(
+        "--seed",
+        type=_seed,
+        help="seed of the experiment period's randomness (default: the config's seed; the "
+        "world, logs and models always come from the config's seed)",
+    )
+    run.add_argument(
+        "--out", metavar="DIR", help="report folder (default: reports/<time>-<t>-vs-<c>)"
+    )
+    run.add_argument("--no-cuped", action="store_true", help="no CUPED variance reduction")
+    run.add_argument(
+        "--correction",
+        choices=("bh", "holm"),
+        default="bh",
+        help="multiple-testing correction across scenario x metric (default: %(default)s)",
+    )
+    run.add_argument("--no-twin", action="store_true", help="skip the truth twin (faster)")
+    run.add_argument(
+        "--save-events", action="store_true", help="also write DIR/events.parquet (log schema)"
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress bars")
+    run.set_defaults(func=cmd_run, argv=None)
+
+    rep = sub.add_parser(
+        "report",
+        help="re-render a run's report from its saved results.json",
+        description="Re-render report.md, report.html, lift.csv and the plots of a run folder.",
+    )
+    rep.add_argument("run_dir", metavar="RUNDIR", help="a folder written by `run`")
+    rep.set_defaults(func=cmd_report)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if hasattr(args, "argv"):
+        args.argv = None if argv is None else list(argv)
     try:
         return args.func(args)
     except UserError as exc:

@@ -132,6 +132,19 @@ class EngineConfig:
 
 
 @dataclass(frozen=True, kw_only=True)
+class ServingConfig:
+    """The serving stack of both arms: recall (the arm's model) -> shared ranker -> slate."""
+
+    candidates: int = _f(100, ge=1, le=10_000)  # top-N recalled from the arm's faiss index
+    index: Literal["flat", "hnsw", "ivf"] = _f("flat")
+    ranker: Literal["noisy_truth", "recall_score"] = _f("noisy_truth")
+    ranker_noise: float = _f(1.0, ge=0, le=100)  # sd of the noisy-truth ranker's error (logits)
+    capacity: int = _f(0, ge=0, le=100_000)  # batch servers per arm; 0 = unlimited, no latency
+    service_ms_per_batch: float = _f(5.0, ge=0, le=1e6)  # fixed cost of one batched call
+    service_ms_per_request: float = _f(0.2, ge=0, le=1e6)  # marginal cost per request
+
+
+@dataclass(frozen=True, kw_only=True)
 class ExperimentConfig:
     allocation: dict[str, float] = _f({"control": 0.5, "treatment": 0.5}, gt=0, le=1)
     salt: str = _f("recall-ab-1")
@@ -148,6 +161,7 @@ class Config:
     periods: PeriodsConfig = field(default_factory=PeriodsConfig)
     logging_policy: LoggingPolicyConfig = field(default_factory=LoggingPolicyConfig)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    serving: ServingConfig = field(default_factory=ServingConfig)
     experiment: ExperimentConfig = field(default_factory=ExperimentConfig)
 
     @property
@@ -165,13 +179,16 @@ class Config:
     def to_dict(self) -> dict[str, Any]:
         return _to_plain(self)
 
-    def fingerprint(self) -> str:
-        """Stable hash of the whole config (for caches and run records).
+    def fingerprint(self, sections: tuple[str, ...] | None = None) -> str:
+        """Stable hash of the config, or of some top-level sections (for caches, run records).
 
         Mapping order is kept, not sorted: the world draws content types and profile
         features in their listed order, so reordering them makes a different world.
         """
-        blob = json.dumps(self.to_dict(), separators=(",", ":"))
+        tree = self.to_dict()
+        if sections is not None:
+            tree = {k: tree[k] for k in sections}
+        blob = json.dumps(tree, separators=(",", ":"))
         return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
     def with_seed(self, seed: int) -> Config:

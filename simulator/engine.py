@@ -49,6 +49,37 @@ class _Pending:
     page: int
     timestamp: float
     done: simpy.Event
+    submitted: float = 0.0  # simulated time the request reached the batcher
+
+
+class LatencyHistogram:
+    """Streaming histogram of latencies (seconds) on log-spaced bins: quantiles in O(1) memory."""
+
+    EDGES = np.concatenate([[0.0], np.logspace(-5, 6, 1101)])  # 1% wide bins, 10 us .. 11 days
+
+    def __init__(self) -> None:
+        self.counts = np.zeros(self.EDGES.size, dtype=np.int64)
+
+    def add(self, seconds: np.ndarray) -> None:
+        idx = np.searchsorted(self.EDGES, np.asarray(seconds, dtype=np.float64), side="right") - 1
+        np.add.at(self.counts, np.clip(idx, 0, self.EDGES.size - 1), 1)
+
+    def merge(self, other: LatencyHistogram) -> LatencyHistogram:
+        out = LatencyHistogram()
+        out.counts = self.counts + other.counts
+        return out
+
+    @property
+    def n(self) -> int:
+        return int(self.counts.sum())
+
+    def quantile(self, q: float) -> float:
+        """Upper edge of the bin holding the q-quantile (within 1% above the exact value)."""
+        if self.n == 0:
+            return float("nan")
+        i = int(np.searchsorted(np.cumsum(self.counts), q * self.n, side="left"))
+        upper = self.EDGES[min(i + 1, self.EDGES.size - 1)]
+        return float(upper if i > 0 else 0.0)
 
 
 @dataclass
@@ -105,6 +136,8 @@ class Engine:
         route: Callable[[np.ndarray], np.ndarray] | None = None,
         batch_window: float | None = None,
         users: np.ndarray | None = None,
+        capacity: int = 0,
+        service_time: Callable[[int], float] | None = None,
     ):
         self.world, self.policies, self.sinks, self.seed = world, list(policies), list(sinks), seed
         self.route = route
@@ -114,6 +147,16 @@ class Engine:
         self.history = History(world.users.n, world.config.world.history_length)
         self.stats = EngineStats()
         self.env = simpy.Environment()
+        # Serving capacity: `capacity` batch servers per arm, each batched call holding one for
+        # service_time(n) simulated seconds. Latency (window wait + queue + service) is measured
+        # in simulated time; timelines stay logical, so it never changes the events.
+        self.capacity = int(capacity)
+        self.service_time = service_time or (lambda n: 0.0)
+        self.servers = [
+            simpy.Resource(self.env, capacity=self.capacity) if self.capacity > 0 else None
+            for _ in self.policies
+        ]
+        self.latency = [LatencyHistogram() for _ in self.policies]
         self._pending: list[list[_Pending]] = [[] for _ in self.policies]
         self._wake: list[simpy.Event | None] = [None for _ in self.policies]
         self._arm_of_user: np.ndarray | None = None
@@ -152,6 +195,7 @@ class Engine:
                 yield env.timeout(issued - env.now)
 
     def _submit(self, arm: int, req: _Pending) -> None:
+        req.submitted = self.env.now
         self._pending[arm].append(req)
         wake = self._wake[arm]
         if wake is not None and not wake.triggered:
@@ -165,7 +209,23 @@ class Engine:
             if self.window > 0:
                 yield env.timeout(self.window)
             batch, self._pending[arm] = self._pending[arm], []
-            self._serve(arm, batch)
+            done = self._serve(arm, batch)
+            if self.servers[arm] is None:
+                self._deliver(arm, done)
+            else:
+                env.process(self._hold_server(env, arm, done))
+
+    def _hold_server(self, env: simpy.Environment, arm: int, done: list[tuple[_Pending, tuple]]):
+        with self.servers[arm].request() as slot:
+            yield slot
+            yield env.timeout(self.service_time(len(done)))
+        self._deliver(arm, done)
+
+    def _deliver(self, arm: int, done: list[tuple[_Pending, tuple]]) -> None:
+        now = self.env.now
+        self.latency[arm].add(np.array([now - p.submitted for p, _ in done]))
+        for p, value in done:
+            p.done.succeed(value)
 
     def _ticker(self, env: simpy.Environment, end: float, bar: tqdm):
         while env.now < end:
@@ -175,15 +235,18 @@ class Engine:
 
     # ------------------------------------------------------------------ serving
 
-    def _serve(self, arm: int, pending: list[_Pending]) -> None:
+    def _serve(self, arm: int, pending: list[_Pending]) -> list[tuple[_Pending, tuple]]:
+        """Serve a batch now; returns each request with the (continue, think time) it awaits."""
         self.stats.batches += 1
         self.stats.batch_sizes.append(len(pending))
         scen = np.fromiter((p.scenario for p in pending), dtype=np.int64, count=len(pending))
+        done = []
         for s in np.unique(scen).tolist():
             group = [p for p, si in zip(pending, scen.tolist(), strict=True) if si == s]
-            self._serve_scenario(arm, s, group)
+            done += self._serve_scenario(arm, s, group)
+        return done
 
-    def _serve_scenario(self, arm: int, scenario: int, group: list[_Pending]) -> None:
+    def _serve_scenario(self, arm: int, scenario: int, group: list[_Pending]):
         n = len(group)
         rid = np.fromiter((p.request_id for p in group), dtype=np.int64, count=n)
         order = np.argsort(rid, kind="stable")  # batch content order must not matter
@@ -205,8 +268,8 @@ class Engine:
         rows, cols = np.nonzero(resp.click)
         if rows.size:
             self.history.push(users[rows], slates.items[rows, cols], scenario, ts[rows])
-        for p, cont, think in zip(group, resp.cont.tolist(), resp.think_time.tolist(), strict=True):
-            p.done.succeed((cont, think))
+        values = zip(resp.cont.tolist(), resp.think_time.tolist(), strict=True)
+        return list(zip(group, values, strict=True))
 
     # ------------------------------------------------------------------ running
 

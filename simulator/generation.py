@@ -34,9 +34,16 @@ def cache_dir() -> Path:
     return Path(os.environ.get("ABTEST_CACHE", ".cache"))
 
 
+LOG_SECTIONS = ("seed", "world", "scenarios", "traffic", "leave", "periods", "logging_policy")
+
+
 def log_dir_for(config: Config) -> Path:
-    """Where a config's generated logs are cached (keyed by the config's fingerprint)."""
-    return cache_dir() / "logs" / config.fingerprint()
+    """Where a config's generated logs are cached, keyed by the sections that shape them.
+
+    Serving and experiment settings do not change the pre-period logs, so editing them
+    reuses the logs and the models trained on them.
+    """
+    return cache_dir() / "logs" / config.fingerprint(LOG_SECTIONS)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,136 @@
+"""The headline job: logs -> trained models -> simulated A/B (+ truth twin) -> statistics -> report.
+
+``python -m abtest run --treatment sass --control mixed`` calls :func:`run_ab`. The world,
+its logs and the models come from the config's seed (cached under ``.cache/``); the run's
+own ``seed`` keys the experiment period's randomness (arrivals, responses, ranker noise),
+so two seeds are two independent experiments on the same world and models.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from abtest.analysis import AnalysisOptions, analyse
+from abtest.config import Config
+from abtest.errors import UserError
+from abtest.experiment import ARMS, run_experiment
+from abtest.fileio import check_writable_dir
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    treatment: str
+    control: str
+    days: int | None = None  # default: config.periods.experiment_days
+    seed: int | None = None  # default: config.seed
+    out: Path | None = None
+    cuped: bool = True
+    correction: str = "bh"
+    twin: bool = True
+    save_events: bool = False
+    progress: bool = True
+    command: str = ""
+
+
+def default_out(treatment: str, control: str) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("reports") / f"{stamp}-{treatment}-vs-{control}"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def run_ab(config: Config, opts: RunOptions) -> tuple[dict, Path]:
+    """Run the whole experiment and write its report; returns (results, run folder)."""
+    from abtest.report import write_report
+    from models.pipeline import get_model, load_data
+    from models.zoo import check_model_name
+    from simulator.generation import log_dir_for
+    from simulator.logs import read_logs
+    from simulator.serving import build_policy
+    from simulator.world import World
+
+    for name in (opts.treatment, opts.control):
+        check_model_name(name)
+    if opts.treatment == opts.control:
+        _say(f"note: treatment and control are both {opts.treatment!r}: this is an A/A test")
+    days = opts.days or config.periods.experiment_days
+    seed = config.seed if opts.seed is None else opts.seed
+    out = check_writable_dir(opts.out or default_out(opts.treatment, opts.control))
+    t_start = time.perf_counter()
+
+    _say(f"[1/4] logged pre-period traffic ({config.periods.pre_days} days)")
+    data = load_data(config, progress=opts.progress)
+    recallers, checkpoints = {}, {}
+    for name in dict.fromkeys((opts.control, opts.treatment)):
+        _say(f"[2/4] model {name!r} (seed {config.seed})")
+        ready = get_model(name, data, config.seed, progress=opts.progress)
+        how = f"trained in {ready.train_seconds:.0f} s" if ready.trained_now else "cached"
+        _say(f"      {how}" + (f": {ready.checkpoint}" if ready.checkpoint else ""))
+        recallers[name] = ready.recaller
+        checkpoints[name] = (
+            {"path": str(ready.checkpoint), "sha256": _sha256(ready.checkpoint)}
+            if ready.checkpoint
+            else {"path": None, "sha256": None}
+        )
+
+    world = World(config)
+    logs = read_logs(log_dir_for(config) / "logs.parquet", scenarios=config.scenario_names)
+    policies = tuple(
+        build_policy(name, world, recallers[name], config.serving, seed)
+        for name in (opts.control, opts.treatment)
+    )
+    _say(
+        f"[3/4] simulating {days} experiment days: {opts.treatment} (treatment) vs "
+        f"{opts.control} (control)" + (", then the truth twin" if opts.twin else "")
+    )
+    exp = run_experiment(
+        config,
+        world,
+        policies,
+        logs,
+        names=(opts.control, opts.treatment),
+        days=days,
+        seed=seed,
+        twin=opts.twin,
+        save_events=out / "events.parquet" if opts.save_events else None,
+        progress=opts.progress,
+    )
+    _say(
+        f"      {exp.requests:,} requests in {exp.wall_seconds:.0f} s "
+        f"({exp.requests_per_second:,.0f}/s)"
+        + (f"; twin {exp.twin_wall_seconds:.0f} s" if opts.twin else "")
+    )
+    _say("[4/4] statistics and report")
+    traffic = {s.name: s.traffic_share for s in config.scenarios}
+    expected = {a: config.experiment.allocation[a] for a in ARMS}
+    analysis_opts = AnalysisOptions(
+        alpha=config.experiment.alpha, cuped=opts.cuped, correction=opts.correction
+    )
+    results = analyse(exp, traffic, expected, analysis_opts)
+    results |= {
+        "command": opts.command,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "config_fingerprint": config.fingerprint(),
+        "config": config.to_dict(),
+        "checkpoints": checkpoints,
+        "total_seconds": round(time.perf_counter() - t_start, 1),
+    }
+    if not results["scenarios"]:
+        raise UserError("the experiment served no traffic: nothing to analyse")
+    write_report(results, out)
+    return results, out

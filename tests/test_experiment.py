@@ -1,0 +1,210 @@
+"""The simulated A/B: serving, arms in the engine, per-user sums, the truth twin, latency."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+import polars as pl
+import pytest
+
+from abtest.config import config_from_dict
+from abtest.experiment import run_experiment, simulate_period
+from abtest.metrics import CLICKS, IMPRESSIONS, METRICS, PAGES, SESSIONS, WATCH
+from models.data import ItemTable
+from models.zoo import Recaller
+from simulator.generation import generate
+from simulator.logs import read_logs
+from simulator.policies import LoggingPolicy, RequestBatch, UniformPolicy
+from simulator.serving import NoisyTruthRanker, OraclePolicy, RecallPolicy
+from simulator.world import World
+from tests.conftest import tiny_tree
+
+DAYS = 2
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    tree = tiny_tree()
+    tree["periods"].update({"pre_days": 2, "experiment_days": DAYS})
+    cfg = config_from_dict(tree, "tiny")
+    out = tmp_path_factory.mktemp("logs")
+    generate(cfg, out, progress=False)
+    logs = read_logs(out / "logs.parquet", scenarios=cfg.scenario_names)
+    return cfg, World(cfg), logs
+
+
+def _run(tiny, policies, **kw):
+    cfg, world, logs = tiny
+    cfg = kw.pop("config", cfg)
+    return run_experiment(
+        cfg, world, policies, logs, names=("c", "t"), days=DAYS, seed=cfg.seed, progress=False, **kw
+    )
+
+
+def _random_recaller(world: World) -> Recaller:
+    it = world.items
+    items = ItemTable(
+        it.category,
+        it.content_type,
+        np.zeros(it.n, dtype=np.int64),
+        tuple(sc.pool for sc in world.scenarios),
+    )
+    return Recaller("random", None, items, seed=3)
+
+
+def test_same_policy_in_both_arms_gives_identical_per_user_results(tiny):
+    _, world, _ = tiny
+    exp = _run(tiny, (UniformPolicy(world, 5), UniformPolicy(world, 5)))
+    assert exp.truth is not None
+    np.testing.assert_array_equal(exp.truth[0], exp.truth[1])
+    # and each user's observed A/B outcome is their outcome under their arm in the twin
+    for arm in (0, 1):
+        users = np.flatnonzero(exp.assignment == arm)
+        got = exp.observed.values[arm][:, users]
+        np.testing.assert_array_equal(got, exp.truth[arm][:, users])
+        assert got[..., PAGES].sum() > 0
+
+
+def test_twin_equals_full_runs_of_each_policy(tiny):
+    cfg, world, logs = tiny
+    policies = (UniformPolicy(world, 5), OraclePolicy(world))
+    exp = _run(tiny, policies)
+    for p in (0, 1):
+        route = np.full(world.users.n, p)
+        full, _ = simulate_period(cfg, world, policies, logs, route, days=DAYS, seed=cfg.seed)
+        np.testing.assert_array_equal(exp.truth[p], full.values[p])
+
+
+def test_oracle_beats_random_in_every_scenario(tiny):
+    _, world, _ = tiny
+    exp = _run(tiny, (UniformPolicy(world, 5), OraclePolicy(world)))
+    for s, sc in enumerate(world.scenarios):
+        c = exp.truth[0, s].sum(axis=(0, 1))
+        t = exp.truth[1, s].sum(axis=(0, 1))
+        assert t[CLICKS] / t[IMPRESSIONS] > 1.5 * c[CLICKS] / c[IMPRESSIONS], sc.name
+        assert t[WATCH] > c[WATCH], sc.name
+        assert t[PAGES] > c[PAGES], sc.name  # better pages keep users longer
+        assert t[SESSIONS] == c[SESSIONS]  # visits do not depend on the arm
+
+
+def test_per_user_sums_equal_event_totals(tiny, tmp_path):
+    _, world, _ = tiny
+    events = tmp_path / "events.parquet"
+    exp = _run(tiny, (LoggingPolicy(world, 1), OraclePolicy(world)), save_events=events)
+    ev = pl.read_parquet(events)
+    tot = exp.observed.totals()
+    assert tot["impressions"] == ev.height == exp.exposures
+    assert tot["clicks"] == ev["click"].sum()
+    assert tot["watch_time"] == pytest.approx(ev["watch_time"].sum(), rel=1e-9)
+    assert tot["pages"] == ev["request_id"].n_unique() == exp.requests
+    assert tot["sessions"] == ev["session_id"].n_unique()
+    assert set(ev["policy"].unique()) <= {"c", "t", "uniform"}
+    # per arm: the events' policy column matches the arm the user is assigned to
+    arm_of = ev.select("user_id", "policy").unique().filter(pl.col("policy") != "uniform")
+    arms = exp.assignment[arm_of["user_id"].to_numpy()]
+    assert ((arms == 1) == (arm_of["policy"] == "t").to_numpy()).all()
+
+
+def test_results_do_not_depend_on_the_batch_window(tiny):
+    cfg, world, _ = tiny
+    policies = (UniformPolicy(world, 5), OraclePolicy(world))
+    runs = []
+    for window in (30.0, 1800.0):
+        c = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, batch_window=window))
+        runs.append(_run(tiny, policies, config=c, twin=False))
+    a, b = runs[0].observed.values, runs[1].observed.values
+    counts = [IMPRESSIONS, CLICKS, SESSIONS, PAGES]
+    np.testing.assert_array_equal(a[..., counts], b[..., counts])
+    # watch time: the same events, summed in another order
+    np.testing.assert_allclose(a[..., WATCH], b[..., WATCH], rtol=1e-12, atol=0)
+
+
+def test_latency_grows_when_capacity_shrinks(tiny):
+    cfg, world, _ = tiny
+    p99 = {}
+    for capacity in (1, 8):
+        serving = dataclasses.replace(
+            cfg.serving, capacity=capacity, service_ms_per_batch=120_000.0
+        )
+        c = dataclasses.replace(
+            cfg, serving=serving, engine=dataclasses.replace(cfg.engine, batch_window=5.0)
+        )
+        exp = _run(tiny, (UniformPolicy(world, 5), UniformPolicy(world, 5)), config=c, twin=False)
+        p99[capacity] = exp.latency["control"].p99_ms
+        assert exp.latency["control"].requests > 0
+        # latency never changes the events: the logical timelines stay the same
+        assert exp.observed.totals()["pages"] == exp.requests
+    assert p99[1] > 2 * p99[8]
+    assert p99[8] >= 120_000.0
+
+
+def test_holdout_users_are_served_control_and_flagged(tiny):
+    cfg, world, _ = tiny
+    exp_cfg = dataclasses.replace(cfg.experiment, allocation={"control": 0.3, "treatment": 0.3})
+    c = dataclasses.replace(cfg, experiment=exp_cfg)
+    exp = _run(tiny, (UniformPolicy(world, 5), OraclePolicy(world)), config=c, twin=False)
+    share = np.bincount(exp.assignment + 1, minlength=3) / world.users.n
+    assert share[0] == pytest.approx(0.4, abs=0.1)  # holdout
+    hold = np.flatnonzero(exp.assignment == -1)
+    assert exp.observed.values[1][:, hold].sum() == 0
+
+
+def test_unknown_arm_names_in_allocation_are_refused(tiny):
+    from abtest.errors import UserError
+
+    cfg, world, _ = tiny
+    c = dataclasses.replace(
+        cfg, experiment=dataclasses.replace(cfg.experiment, allocation={"a": 0.5, "b": 0.5})
+    )
+    with pytest.raises(UserError, match="exactly 'control' and 'treatment'"):
+        _run(tiny, (UniformPolicy(world, 5), UniformPolicy(world, 5)), config=c)
+
+
+def _batch(world: World, scenario: int, users: np.ndarray) -> RequestBatch:
+    n = users.size
+    h = world.config.world.history_length
+    return RequestBatch(
+        scenario,
+        np.arange(n, dtype=np.int64) * 1024,
+        np.arange(n, dtype=np.int64),
+        users,
+        np.zeros(n, dtype=np.int64),
+        np.full(n, 3 * 86_400.0),
+        np.full((n, h), -1, dtype=np.int64),
+        np.full((n, h), -1, dtype=np.int64),
+    )
+
+
+def test_recall_policy_serves_pool_items_and_is_batch_invariant(tiny):
+    _, world, _ = tiny
+    policy = RecallPolicy("r", world, _random_recaller(world), NoisyTruthRanker(world, 1, 1.0), 50)
+    users = np.arange(40)
+    for s, sc in enumerate(world.scenarios):
+        whole = policy.serve(_batch(world, s, users)).items
+        assert whole.shape == (40, sc.slate_size)
+        assert np.isin(whole, sc.pool).all()
+        assert all(np.unique(row).size == row.size for row in whole)
+        halves = [policy.serve(_batch(world, s, users[i : i + 20])).items for i in (0, 20)]
+        np.testing.assert_array_equal(whole, np.concatenate(halves))
+
+
+def test_the_shared_ranker_picks_better_items_than_recall_order(tiny):
+    _, world, _ = tiny
+    rec = _random_recaller(world)
+    ranked = RecallPolicy("r", world, rec, NoisyTruthRanker(world, 1, 0.5), 100)
+    users = np.arange(100)
+    b = _batch(world, 0, users)
+    cand, _ = ranked.recall(b)
+    slate = ranked.serve(b).items
+    k = slate.shape[1]
+    assert world.affinity(0, users, slate).mean() > world.affinity(0, users, cand[:, :k]).mean()
+
+
+def test_user_stats_shape_and_metric_names(tiny):
+    _, world, _ = tiny
+    exp = _run(tiny, (UniformPolicy(world, 5), UniformPolicy(world, 5)), twin=False)
+    assert exp.observed.values.shape == (2, len(world.scenarios), world.users.n, DAYS, 5)
+    assert METRICS == ("impressions", "clicks", "watch_time", "sessions", "pages")
+    assert exp.pre.shape == (len(world.scenarios), world.users.n, 5)
+    assert exp.pre[..., PAGES].sum() > 0
