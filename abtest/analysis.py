@@ -102,7 +102,7 @@ class _Frame:
 
     def visitors(self, scenario: int | None, days: int, among: np.ndarray) -> np.ndarray:
         """Users of `among` with a session in the scenario (any, if None) by day `days`."""
-        both = self.obs[:, :, among, :days, SESSIONS].sum(axis=(0, 3))  # S x N
+        both = self.obs[..., SESSIONS][:, :, among, :days].sum(axis=(0, 3))  # S x N
         seen = (both if scenario is None else both[scenario][None]).sum(axis=0) > 0
         return among[seen]
 

@@ -184,9 +184,13 @@ def cmd_run(args: argparse.Namespace) -> int:
         correction=args.correction,
         twin=not args.no_twin,
         save_events=args.save_events,
+        replay=Path(args.replay) if args.replay else None,
+        fixed_sessions=args.fixed_sessions,
         progress=not args.quiet,
         command="python -m abtest " + " ".join(sys.argv[1:] if args.argv is None else args.argv),
     )
+    if args.fixed_sessions and not args.replay:
+        raise UserError("--fixed-sessions needs --replay LOGDIR")
     results, out = run_ab(cfg, opts)
     print(format_table(results))
     print(f"\nreport: {out}/report.md (also report.html, results.json, lift.csv, plots)")
@@ -299,6 +303,17 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--no-twin", action="store_true", help="skip the truth twin (faster)")
     run.add_argument(
         "--save-events", action="store_true", help="also write DIR/events.parquet (log schema)"
+    )
+    run.add_argument(
+        "--replay",
+        metavar="LOGDIR",
+        help="drive arrivals by the sessions logged in LOGDIR/logs.parquet (or a parquet file) "
+        "during the experiment period instead of the world's traffic model",
+    )
+    run.add_argument(
+        "--fixed-sessions",
+        action="store_true",
+        help="with --replay: each session has its logged number of pages (no leave model)",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=cmd_run, argv=None)

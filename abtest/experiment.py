@@ -37,6 +37,7 @@ from abtest.metrics import UserStats, pre_period_stats, warm_histories
 from simulator.engine import Engine, EngineStats
 from simulator.logs import LogWriter, start_datetime
 from simulator.policies import Policy
+from simulator.replay import logged_sessions
 from simulator.world import World
 
 ARMS = ("control", "treatment")
@@ -105,10 +106,14 @@ def simulate_period(
     sinks: Sequence = (),
     progress: bool = False,
     desc: str = "simulating",
+    replay: pl.DataFrame | None = None,
+    fixed_sessions: bool = False,
 ) -> tuple[UserStats, Engine]:
     """Serve the experiment period with user u on ``policies[route_of_user[u]]``.
 
-    Histories start from the pre-period logs; returns the per-user sums and the engine.
+    Histories start from the pre-period logs; arrivals come from the world's traffic model,
+    or from the sessions of the `replay` log (with their logged page counts if
+    `fixed_sessions`). Returns the per-user sums and the engine.
     """
     start_day = config.periods.pre_days
     t0 = start_datetime(world)
@@ -127,6 +132,9 @@ def simulate_period(
     warm_histories(
         logs, config.scenario_names, engine.history, t0, t0 + dt.timedelta(days=start_day)
     )
+    if replay is not None:
+        engine.replay, pages = logged_sessions(replay, world, start_day, days, users)
+        engine.fixed_pages = pages if fixed_sessions else None
     engine.run(start_day, days, progress=progress, desc=desc)
     return stats, engine
 
@@ -144,6 +152,8 @@ def run_experiment(
     users: np.ndarray | None = None,
     save_events: Path | None = None,
     progress: bool = True,
+    replay: pl.DataFrame | None = None,
+    fixed_sessions: bool = False,
 ) -> ExperimentData:
     """Run the A/B test (and its twin) over `days` days after the pre-period.
 
@@ -173,6 +183,8 @@ def run_experiment(
             sinks=sinks,
             progress=progress,
             desc=desc,
+            replay=replay,
+            fixed_sessions=fixed_sessions,
         )
 
     writer = LogWriter(world, list(names)) if save_events is not None else None

@@ -33,6 +33,8 @@ class RunOptions:
     correction: str = "bh"
     twin: bool = True
     save_events: bool = False
+    replay: Path | None = None  # a log folder (or parquet file) whose sessions drive arrivals
+    fixed_sessions: bool = False
     progress: bool = True
     command: str = ""
 
@@ -90,6 +92,11 @@ def run_ab(config: Config, opts: RunOptions) -> tuple[dict, Path]:
 
     world = World(config)
     logs = read_logs(log_dir_for(config) / "logs.parquet", scenarios=config.scenario_names)
+    replay = None
+    if opts.replay is not None:
+        path = opts.replay / "logs.parquet" if opts.replay.is_dir() else opts.replay
+        replay = read_logs(path, scenarios=config.scenario_names)
+        _say(f"      replaying the sessions logged in {path}")
     policies = tuple(
         build_policy(name, world, recallers[name], config.serving, seed)
         for name in (opts.control, opts.treatment)
@@ -109,6 +116,8 @@ def run_ab(config: Config, opts: RunOptions) -> tuple[dict, Path]:
         twin=opts.twin,
         save_events=out / "events.parquet" if opts.save_events else None,
         progress=opts.progress,
+        replay=replay,
+        fixed_sessions=opts.fixed_sessions,
     )
     _say(
         f"      {exp.requests:,} requests in {exp.wall_seconds:.0f} s "
@@ -128,6 +137,11 @@ def run_ab(config: Config, opts: RunOptions) -> tuple[dict, Path]:
         "config_fingerprint": config.fingerprint(),
         "config": config.to_dict(),
         "checkpoints": checkpoints,
+        "traffic_source": (
+            "world"
+            if opts.replay is None
+            else f"replay of {opts.replay}" + (" (fixed sessions)" if opts.fixed_sessions else "")
+        ),
         "total_seconds": round(time.perf_counter() - t_start, 1),
     }
     if not results["scenarios"]:

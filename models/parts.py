@@ -58,6 +58,16 @@ class ScenarioLinear(nn.Module):
         return pick_scenario(every, scenario, self.weight.shape[0]) + self.bias[scenario]
 
 
+def every_scenario(layer: ScenarioLinear, x: Tensor) -> Tensor:
+    """`layer` applied with every scenario's weights: B x in -> S x B x out, or S x B x in ->
+    S x B x out (row block s with scenario s's weights). One batched matmul either way."""
+    if x.dim() == 2:
+        s, _, d_out = layer.weight.shape
+        every = (x @ wide(layer.weight)).view(x.shape[0], s, d_out).transpose(0, 1)
+        return every + layer.bias[:, None, :]
+    return torch.baddbmm(layer.bias[:, None, :], x, layer.weight)
+
+
 class MLP(nn.Sequential):
     def __init__(self, d_in: int, widths: list[int], last_activation: bool = True):
         layers: list[nn.Module] = []
@@ -155,6 +165,14 @@ class ScenarioAdaptiveTransfer(nn.Module):
         t = a * g
         u = torch.sigmoid(self.update(torch.cat([h, t], dim=-1), scenario))
         self.last_gates = (a.detach(), u.detach())
+        return (1 - u) * h + u * t
+
+    def every_scenario(self, h: Tensor, g: Tensor) -> Tensor:
+        """S x B x dim scenario states h, B x dim global g -> S x B x dim (each its own gates)."""
+        g = g.unsqueeze(0).expand_as(h)
+        a = torch.sigmoid(every_scenario(self.adaptive, torch.cat([h, g], dim=-1)))
+        t = a * g
+        u = torch.sigmoid(every_scenario(self.update, torch.cat([h, t], dim=-1)))
         return (1 - u) * h + u * t
 
 

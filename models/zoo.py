@@ -44,6 +44,7 @@ from models.parts import (
     ScenarioBias,
     ScenarioLinear,
     UserEncoder,
+    every_scenario,
     pick_scenario,
     wide,
 )
@@ -197,6 +198,21 @@ class SassBody(nn.Module):
         out = self.head(h, scenario) + self.bias(_as_tensor(scenario, x))
         return out, self.global_head(g)
 
+    def every_scenario(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """B x E -> (S x B x D outputs in every scenario, B x D global output).
+
+        The same as calling :meth:`forward` once per scenario, with the global network run
+        once and each scenario-specific layer as one batched matmul over scenarios.
+        """
+        g, h = x, None
+        for glob, spec, sat in zip(self.global_layers, self.scenario_layers, self.sat, strict=True):
+            h = F.relu(every_scenario(spec, g if h is None else h))
+            g = F.relu(glob(g))
+            h = sat.every_scenario(h, g)
+        n = self.head.weight.shape[0]
+        out = every_scenario(self.head, h) + self.bias(torch.arange(n, device=x.device))[:, None]
+        return out, self.global_head(g)
+
 
 def _as_tensor(scenario: ScenarioArg, like: Tensor) -> Tensor:
     if isinstance(scenario, int):
@@ -253,6 +269,10 @@ class TwoTower(nn.Module):
         """S' x N x D vectors of the items in each listed scenario (encoder run once), and
         N x D global vectors for models that have a global network."""
         x = self.item_encoder(item_ids)
+        if isinstance(self.item_body, SassBody):
+            every, glob = self.item_body.every_scenario(x)
+            vecs = F.normalize(every[torch.as_tensor(scenarios)], dim=-1)
+            return vecs, F.normalize(glob, dim=-1)
         outs = [self.item_body(x, s) for s in scenarios]
         glob = outs[0][1]
         vecs = torch.stack([F.normalize(o, dim=-1) for o, _ in outs])

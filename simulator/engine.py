@@ -144,6 +144,8 @@ class Engine:
         window = world.config.engine.batch_window if batch_window is None else batch_window
         self.window = float(window)
         self.users = users
+        self.replay: dict[int, DaySchedule] | None = None  # day -> logged sessions to replay
+        self.fixed_pages: dict[int, int] | None = None  # session id -> logged page count
         self.history = History(world.users.n, world.config.world.history_length)
         self.stats = EngineStats()
         self.env = simpy.Environment()
@@ -182,13 +184,14 @@ class Engine:
     def _session(self, env: simpy.Environment, user: int, scenario: int, sid: int, start: float):
         arm = int(self._arm_of_user[user])
         page, issued = 0, start
+        pages = None if self.fixed_pages is None else self.fixed_pages.get(sid, 1)
         while True:
             req = _Pending(
                 int(request_ids(sid, page)), sid, user, scenario, page, issued, env.event()
             )
             self._submit(arm, req)
             cont, think = yield req.done
-            if not cont:
+            if (not cont) if pages is None else page + 1 >= pages:
                 return
             page, issued = page + 1, issued + think
             if issued > env.now:
@@ -289,6 +292,10 @@ class Engine:
 
         def schedules() -> Iterator[DaySchedule]:
             for day in range(start_day, start_day + n_days):
+                if self.replay is not None:
+                    if day in self.replay:
+                        yield self.replay[day]
+                    continue
                 if day not in schedule_cache:
                     schedule_cache.clear()
                     schedule_cache[day] = day_schedule(world, day, self.seed, users)

@@ -240,3 +240,29 @@ def test_floors_rank_as_they_should(data):
     f = user_features(data.requests, data.train.request[:5])
     u = rnd.user_vectors(f)
     assert u.shape == (5, 16) and np.allclose(np.linalg.norm(u, axis=1), 1, atol=1e-5)
+
+
+def test_sass_items_in_every_scenario_matches_one_scenario_at_a_time():
+    """The batched all-scenario item path equals running the body once per scenario."""
+    import torch.nn.functional as F
+
+    from models.data import FeatureSpec, ItemTable
+    from models.zoo import ModelConfig, TwoTower
+
+    rng = np.random.default_rng(0)
+    spec = FeatureSpec(100, (3, 4), 50, 5, 3, 8, 5, 10)
+    items = ItemTable(
+        rng.integers(0, 5, 50),
+        rng.integers(0, 3, 50),
+        rng.integers(0, 8, 50),
+        tuple(np.arange(50) for _ in range(5)),
+    )
+    torch.manual_seed(0)
+    model = TwoTower(ModelConfig("sass", spec), items)
+    ids = torch.arange(50)
+    fast, glob = model.items_in(ids, [0, 2, 4])
+    x = model.item_encoder(ids)
+    for j, s in enumerate([0, 2, 4]):
+        out, g = model.item_body(x, s)
+        torch.testing.assert_close(fast[j], F.normalize(out, dim=-1))
+        torch.testing.assert_close(glob, F.normalize(g, dim=-1))
