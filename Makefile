@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(PY) -m abtest generate --config scenarios.yaml
+	$(PY) -m abtest run --treatment sass --control mixed --config scenarios.yaml
 
 test: $(STAMP)
 	$(PY) -m pytest

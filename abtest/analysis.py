@@ -41,6 +41,8 @@ class AnalysisOptions:
     cuped: bool = True
     correction: str = "bh"
     low_traffic_share: float = 0.10  # scenarios below this traffic share are "low traffic"
+    bootstrap: int = 0  # > 0: also a percentile bootstrap CI (no CUPED) with this many draws
+    seed: int = 0  # of the bootstrap's resampling
 
 
 def _num(x: float | None) -> float | None:
@@ -121,6 +123,18 @@ def _metric_block(
         u = users[arm == a]
         cols[a] = _columns(frame.sums(a, scenario, u, days), frame.pre(scenario, u), metric)
     res = _test(cols[0], cols[1], metric, opts)
+    boot = None
+    if opts.bootstrap > 0 and min(len(cols[0]), len(cols[1])) >= 2:
+        rng = np.random.default_rng([opts.seed, -1 if scenario is None else scenario, len(users)])
+        lo_b, hi_b = stats.bootstrap_lift_ci(
+            cols[0],
+            cols[1],
+            ratio=metric == "ctr",
+            n_boot=opts.bootstrap,
+            alpha=opts.alpha,
+            rng=rng,
+        )
+        boot = [_num(lo_b), _num(hi_b)]
     true_lift = None
     t_c, t_t = frame.truth(0, scenario, users), frame.truth(1, scenario, users)
     if t_c is not None:
@@ -150,6 +164,8 @@ def _metric_block(
         "power": _num(power),
         "cuped": bool(res.cuped),
     }
+    if boot is not None:
+        block["bootstrap_ci"] = boot
     return block, res
 
 

@@ -182,6 +182,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         out=Path(args.out) if args.out else None,
         cuped=not args.no_cuped,
         correction=args.correction,
+        bootstrap=args.bootstrap,
         twin=not args.no_twin,
         save_events=args.save_events,
         replay=Path(args.replay) if args.replay else None,
@@ -299,6 +300,13 @@ def build_parser() -> argparse.ArgumentParser:
         choices=("bh", "holm"),
         default="bh",
         help="multiple-testing correction across scenario x metric (default: %(default)s)",
+    )
+    run.add_argument(
+        "--bootstrap",
+        type=_positive,
+        default=0,
+        metavar="N",
+        help="also a percentile bootstrap CI per lift with N resamples (a cross-check, slower)",
     )
     run.add_argument("--no-twin", action="store_true", help="skip the truth twin (faster)")
     run.add_argument(

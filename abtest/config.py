@@ -139,7 +139,7 @@ class ServingConfig:
     index: Literal["flat", "hnsw", "ivf"] = _f("flat")
     ranker: Literal["noisy_truth", "recall_score"] = _f("noisy_truth")
     ranker_noise: float = _f(1.0, ge=0, le=100)  # sd of the noisy-truth ranker's error (logits)
-    capacity: int = _f(0, ge=0, le=100_000)  # batch servers per arm; 0 = unlimited, no latency
+    capacity: int = _f(2, ge=0, le=100_000)  # batch servers per arm; 0 = unlimited, no latency
     service_ms_per_batch: float = _f(5.0, ge=0, le=1e6)  # fixed cost of one batched call
     service_ms_per_request: float = _f(0.2, ge=0, le=1e6)  # marginal cost per request
 

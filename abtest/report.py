@@ -342,7 +342,14 @@ def _blocks(results: Mapping, plots: Iterable[str]) -> list[Block]:
 
     out.append(("h2", "All metrics"))
     header = ["scenario", "metric", "control", "treatment", f"lift [{level} CI]", "p", "p_adj"]
+    boot = any(
+        "bootstrap_ci" in s["metrics"].get(m, {})
+        for _, s in _rows(results)
+        for m in _metric_names(results)
+        if isinstance(s.get("metrics"), Mapping)
+    )
     header += ["significant"] + (["true lift"] if truth else []) + ["MDE", "CUPED"]
+    header += ["bootstrap CI (no CUPED)"] if boot else []
     rows = []
     for name, scenario in _rows(results):
         for metric in _metric_names(results):
@@ -354,6 +361,9 @@ def _blocks(results: Mapping, plots: Iterable[str]) -> list[Block]:
             row += [_p(m.get("p_adjusted")), _yes(m.get("significant"))]
             row += [_pct(m.get("true_lift"))] if truth else []
             row += [_pct(m.get("mde"), signed=False), _yes(m.get("cuped"))]
+            if boot:
+                b = m.get("bootstrap_ci") or [None, None]
+                row += [f"[{_pct(b[0])}, {_pct(b[1])}]"]
             rows.append(row)
     out.append(("table", header, rows))
     if results.get("synthetic") is True:

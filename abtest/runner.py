@@ -31,6 +31,7 @@ class RunOptions:
     out: Path | None = None
     cuped: bool = True
     correction: str = "bh"
+    bootstrap: int = 0
     twin: bool = True
     save_events: bool = False
     replay: Path | None = None  # a log folder (or parquet file) whose sessions drive arrivals
@@ -128,7 +129,11 @@ def run_ab(config: Config, opts: RunOptions) -> tuple[dict, Path]:
     traffic = {s.name: s.traffic_share for s in config.scenarios}
     expected = {a: config.experiment.allocation[a] for a in ARMS}
     analysis_opts = AnalysisOptions(
-        alpha=config.experiment.alpha, cuped=opts.cuped, correction=opts.correction
+        alpha=config.experiment.alpha,
+        cuped=opts.cuped,
+        correction=opts.correction,
+        bootstrap=opts.bootstrap,
+        seed=seed,
     )
     results = analyse(exp, traffic, expected, analysis_opts)
     results |= {

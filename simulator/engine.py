@@ -16,6 +16,14 @@ is the timestamp logged, whatever the window. The window is a simulation device 
 trades serving-time fidelity for vectorisation; with randomness keyed by identity the events
 are the same for any window (a page whose response arrives after its logical successor's
 time is requested as soon as the response is in, and still logged at its logical time).
+
+One more rule keeps that true for policies that read the user's click history: **a user's
+sessions are served one after another**, in order of their start. A session that starts
+while the same user's previous one is still being served waits for it (its pages keep their
+logical times), so every page sees the same clicks whatever the window: those of the user's
+earlier-started sessions and of its own earlier pages that were logged before it. Without
+this, a lagging session's clicks would reach a later session of the same user or not
+depending on how requests were batched.
 """
 
 from __future__ import annotations
@@ -49,7 +57,6 @@ class _Pending:
     page: int
     timestamp: float
     done: simpy.Event
-    submitted: float = 0.0  # simulated time the request reached the batcher
 
 
 class LatencyHistogram:
@@ -162,6 +169,7 @@ class Engine:
         self._pending: list[list[_Pending]] = [[] for _ in self.policies]
         self._wake: list[simpy.Event | None] = [None for _ in self.policies]
         self._arm_of_user: np.ndarray | None = None
+        self._user_busy: dict[int, simpy.Event] = {}  # user -> end of their latest session
         for arm in range(len(self.policies)):
             self.env.process(self._batcher(self.env, arm))
 
@@ -185,6 +193,16 @@ class Engine:
         arm = int(self._arm_of_user[user])
         page, issued = 0, start
         pages = None if self.fixed_pages is None else self.fixed_pages.get(sid, 1)
+        previous = self._user_busy.get(user)
+        finished = self._user_busy[user] = env.event()
+        if previous is not None and not previous.triggered:
+            yield previous  # the user's earlier session first (see the module doc)
+        yield from self._pages(env, user, scenario, sid, arm, page, issued, pages)
+        finished.succeed()
+        if self._user_busy.get(user) is finished:
+            del self._user_busy[user]
+
+    def _pages(self, env, user, scenario, sid, arm, page, issued, pages):
         while True:
             req = _Pending(
                 int(request_ids(sid, page)), sid, user, scenario, page, issued, env.event()
@@ -198,7 +216,6 @@ class Engine:
                 yield env.timeout(issued - env.now)
 
     def _submit(self, arm: int, req: _Pending) -> None:
-        req.submitted = self.env.now
         self._pending[arm].append(req)
         wake = self._wake[arm]
         if wake is not None and not wake.triggered:
@@ -214,19 +231,21 @@ class Engine:
             batch, self._pending[arm] = self._pending[arm], []
             done = self._serve(arm, batch)
             if self.servers[arm] is None:
-                self._deliver(arm, done)
+                self._deliver(arm, done, env.now)
             else:
                 env.process(self._hold_server(env, arm, done))
 
     def _hold_server(self, env: simpy.Environment, arm: int, done: list[tuple[_Pending, tuple]]):
+        dispatched = env.now
         with self.servers[arm].request() as slot:
             yield slot
             yield env.timeout(self.service_time(len(done)))
-        self._deliver(arm, done)
+        self._deliver(arm, done, dispatched)
 
-    def _deliver(self, arm: int, done: list[tuple[_Pending, tuple]]) -> None:
-        now = self.env.now
-        self.latency[arm].add(np.array([now - p.submitted for p, _ in done]))
+    def _deliver(self, arm: int, done: list[tuple[_Pending, tuple]], dispatched: float) -> None:
+        # Serving latency = queue wait for a free server + service time of the batched call.
+        # The collection window is left out: it is a simulation device (see module doc).
+        self.latency[arm].add(np.full(len(done), self.env.now - dispatched))
         for p, value in done:
             p.done.succeed(value)
 

@@ -246,3 +246,41 @@ def test_replay_of_foreign_users_is_refused(tiny):
         simulate_period(
             cfg, world, [UniformPolicy(world, 1)], logs, route, days=DAYS, seed=1, replay=bad
         )
+
+
+class _HistoryPolicy:
+    """A toy policy that reads the click history: favours the last clicked item's category."""
+
+    name = "history"
+
+    def __init__(self, world: World):
+        self.world = world
+
+    def serve(self, batch: RequestBatch):
+        from simulator import keyed
+        from simulator.policies import Slates
+
+        sc = self.world.scenarios[batch.scenario]
+        last = batch.history_items[:, 0]
+        cat = np.where(last >= 0, self.world.items.category[np.maximum(last, 0)], -1)
+        noise = keyed.uniform(7, "toy", batch.user_id[:, None], sc.pool[None, :])
+        score = noise + (self.world.items.category[sc.pool][None, :] == cat[:, None])
+        top = np.argsort(-score, axis=1, kind="stable")[:, : sc.slate_size]
+        items = sc.pool[top]
+        ones = np.ones(items.shape)
+        return Slates(items, ones, np.zeros(len(batch), dtype=np.int8))
+
+
+def test_history_reading_policies_do_not_depend_on_the_batch_window(tiny):
+    """A user's sessions are served in order, so every page sees the same clicks."""
+    cfg, world, _ = tiny
+    policies = (_HistoryPolicy(world), OraclePolicy(world))
+    runs = []
+    for window in (10.0, 3600.0):
+        c = dataclasses.replace(cfg, engine=dataclasses.replace(cfg.engine, batch_window=window))
+        runs.append(_run(tiny, policies, config=c, twin=False))
+    a, b = runs[0].observed.values, runs[1].observed.values
+    np.testing.assert_array_equal(
+        a[..., [IMPRESSIONS, CLICKS, PAGES]], b[..., [IMPRESSIONS, CLICKS, PAGES]]
+    )
+    np.testing.assert_allclose(a[..., WATCH], b[..., WATCH], rtol=1e-12, atol=0)
