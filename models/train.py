@@ -137,8 +137,15 @@ class Trainer:
             u, ug = model.user(f), None
         uniq = torch.unique(scen) if model.scenario_aware else torch.zeros(1, dtype=torch.long)
         per, vg = model.items_in(item_t, uniq.tolist())  # S' x B x D, B x D
-        slot = torch.searchsorted(uniq, scen) if model.scenario_aware else torch.zeros_like(scen)
-        logits = (per @ u.T).transpose(1, 2)[slot, torch.arange(u.shape[0])]  # B x B
+        if per.shape[0] == 1:
+            logits = u @ per[0].T  # B x B
+        else:
+            # row i scores every batch item as seen in row i's scenario: one matmul per
+            # scenario over its rows (not S' x B x B scores and a gather)
+            rows = [torch.nonzero(scen == s).squeeze(1) for s in uniq.tolist()]
+            parts = [u[r] @ per[j].T for j, r in enumerate(rows)]
+            order = torch.argsort(torch.cat(rows))
+            logits = torch.cat(parts)[order]  # B x B
         loss = sampled_softmax_loss(logits, log_q, valid, t)
         if ug is not None:
             loss = loss + self.cfg.aux_weight * sampled_softmax_loss(ug @ vg.T, log_q, valid, t)
