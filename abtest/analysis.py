@@ -239,6 +239,7 @@ def analyse(
     opts: AnalysisOptions | None = None,
     *,
     daily: bool = True,
+    extras: bool = True,
 ) -> dict:
     """The results dict for `data` (see :mod:`abtest.report` for the contract)."""
     opts = opts or AnalysisOptions()
@@ -287,6 +288,8 @@ def analyse(
     _adjust(list(overall["metrics"].values()), opts)
     result["overall"] = overall
 
+    if not extras:  # re-randomisation studies need only the headline tests
+        return result
     seg = segments_of(data)
     result["segments"] = {}
     for code, seg_name in enumerate(SEGMENTS):

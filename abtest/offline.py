@@ -425,6 +425,7 @@ class Inputs:
     q_logged: np.ndarray
     q_target: np.ndarray
     clusters: np.ndarray
+    top_shown: np.ndarray  # the logged item is the target's own top-K item at that position
 
 
 def terms_for(name: str, x: Inputs, mask: np.ndarray, clip: float | None) -> ope.Terms | None:
@@ -467,6 +468,13 @@ def evaluate_metric(
     warnings: list[str] = []
     lift: dict = {}
     n_events = int(mask.sum())
+    n_top = int(pol.top_shown[mask].sum())
+    if any(e != "replay" for e in estimators) and n_top < ope.MIN_MATCHES:
+        warnings.append(
+            f"overlap: the target's own top-K items were logged at only {n_top:,} of "
+            f"{n_events:,} exposures; IPS/SNIPS/DR rest on its eps-uniform part and the "
+            "reward model"
+        )
     for name in estimators:
         t = terms_for(name, pol, mask, clip)
         if t is None:
@@ -623,7 +631,8 @@ def run_offline(
                     continue
                 q_top = qm.predict(fold, pos, np.where(t.top_at >= 0, t.top_at, items))
                 q_tgt = (1 - epsilon) * q_top + epsilon * q_pool
-                made.append(Inputs(r, t.pi, mu, t.matched, q_log, q_tgt, clusters))
+                shown = items == t.top_at
+                made.append(Inputs(r, t.pi, mu, t.matched, q_log, q_tgt, clusters, shown))
             pol_in, base_in = made
             tr_p = truth_p[metric] if truth_p else None
             tr_b = truth_b[metric] if truth_b else None
@@ -763,7 +772,8 @@ def plot_daily(result: dict, path: Path) -> None:
             ax.plot(days, truth, "k--", label="truth")
         ax.set_title(f"{name}: CTR of {result['policy']}")
         ax.set_xlabel("logged days")
-        ax.legend(fontsize=8)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=8)
     fig.tight_layout()
     with fileio.atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)

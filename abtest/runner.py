@@ -15,6 +15,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from abtest.analysis import AnalysisOptions, analyse
 from abtest.config import Config
 from abtest.errors import UserError
@@ -57,31 +59,33 @@ def _say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_ab(config: Config, opts: RunOptions) -> tuple[dict, Path]:
-    """Run the whole experiment and write its report; returns (results, run folder)."""
-    from abtest.report import write_report
+@dataclass
+class Prepared:
+    """A world, its pre-period logs and ready models: what every simulation command needs."""
+
+    world: object
+    logs: object
+    recallers: dict
+    checkpoints: dict
+    data: object
+
+
+def prepare(config: Config, names: list[str], progress: bool = True) -> Prepared:
+    """Logs generated if missing, models trained if missing (cached), the world built."""
     from models.pipeline import get_model, load_data
     from models.zoo import check_model_name
     from simulator.generation import log_dir_for
     from simulator.logs import read_logs
-    from simulator.serving import build_policy
     from simulator.world import World
 
-    for name in (opts.treatment, opts.control):
+    for name in names:
         check_model_name(name)
-    if opts.treatment == opts.control:
-        _say(f"note: treatment and control are both {opts.treatment!r}: this is an A/A test")
-    days = opts.days or config.periods.experiment_days
-    seed = config.seed if opts.seed is None else opts.seed
-    out = check_writable_dir(opts.out or default_out(opts.treatment, opts.control))
-    t_start = time.perf_counter()
-
     _say(f"[1/4] logged pre-period traffic ({config.periods.pre_days} days)")
-    data = load_data(config, progress=opts.progress)
+    data = load_data(config, progress=progress)
     recallers, checkpoints = {}, {}
-    for name in dict.fromkeys((opts.control, opts.treatment)):
+    for name in dict.fromkeys(names):
         _say(f"[2/4] model {name!r} (seed {config.seed})")
-        ready = get_model(name, data, config.seed, progress=opts.progress)
+        ready = get_model(name, data, config.seed, progress=progress)
         how = f"trained in {ready.train_seconds:.0f} s" if ready.trained_now else "cached"
         _say(f"      {how}" + (f": {ready.checkpoint}" if ready.checkpoint else ""))
         recallers[name] = ready.recaller
@@ -90,9 +94,25 @@ def run_ab(config: Config, opts: RunOptions) -> tuple[dict, Path]:
             if ready.checkpoint
             else {"path": None, "sha256": None}
         )
-
     world = World(config)
     logs = read_logs(log_dir_for(config) / "logs.parquet", scenarios=config.scenario_names)
+    return Prepared(world, logs, recallers, checkpoints, data)
+
+
+def run_ab(config: Config, opts: RunOptions) -> tuple[dict, Path]:
+    """Run the whole experiment and write its report; returns (results, run folder)."""
+    from abtest.report import write_report
+    from simulator.logs import read_logs
+    from simulator.serving import build_policy
+
+    if opts.treatment == opts.control:
+        _say(f"note: treatment and control are both {opts.treatment!r}: this is an A/A test")
+    days = opts.days or config.periods.experiment_days
+    seed = config.seed if opts.seed is None else opts.seed
+    out = check_writable_dir(opts.out or default_out(opts.treatment, opts.control))
+    t_start = time.perf_counter()
+    prep = prepare(config, [opts.control, opts.treatment], opts.progress)
+    world, logs, recallers, checkpoints = prep.world, prep.logs, prep.recallers, prep.checkpoints
     replay = None
     if opts.replay is not None:
         path = opts.replay / "logs.parquet" if opts.replay.is_dir() else opts.replay
@@ -153,3 +173,55 @@ def run_ab(config: Config, opts: RunOptions) -> tuple[dict, Path]:
         raise UserError("the experiment served no traffic: nothing to analyse")
     write_report(results, out)
     return results, out
+
+
+def simulate_twin(
+    config: Config,
+    prep: Prepared,
+    control: str,
+    treatment: str,
+    *,
+    days: int,
+    seed: int,
+    progress: bool,
+):
+    """Every user's outcome under both models (an A/B run plus its twin); for A/A (the same
+    model twice) one run serves for both."""
+    from abtest.experiment import ExperimentData, simulate_period
+    from abtest.metrics import pre_period_stats
+    from simulator.logs import start_datetime
+    from simulator.serving import build_policy
+
+    world = prep.world
+    if control != treatment:
+        policies = tuple(
+            build_policy(n, world, prep.recallers[n], config.serving, seed)
+            for n in (control, treatment)
+        )
+        return run_experiment(
+            config, world, policies, prep.logs, names=(control, treatment), days=days,
+            seed=seed, progress=progress,
+        )  # fmt: skip
+    policy = build_policy(control, world, prep.recallers[control], config.serving, seed)
+    route = np.zeros(world.users.n, dtype=np.int64)
+    stats, engine = simulate_period(
+        config, world, [policy], prep.logs, route, days=days, seed=seed, progress=progress,
+        desc=f"A/A population ({control})",
+    )  # fmt: skip
+    both = np.concatenate([stats.values, stats.values])
+    start = config.periods.pre_days
+    pre_end = start_datetime(world) + dt.timedelta(days=start)
+    return ExperimentData(
+        arms=(control, treatment),
+        scenarios=config.scenario_names,
+        seed=seed,
+        start_day=start,
+        days=days,
+        assignment=np.zeros(world.users.n, dtype=np.int64),
+        observed=stats,
+        pre=pre_period_stats(prep.logs, config.scenario_names, world.users.n, pre_end),
+        truth=both,
+        requests=engine.stats.requests,
+        exposures=engine.stats.exposures,
+        wall_seconds=engine.stats.wall_seconds,
+    )
