@@ -103,12 +103,14 @@ def duration_buckets(seconds: np.ndarray) -> np.ndarray:
     return np.digitize(seconds, DURATION_EDGES).astype(np.int64)
 
 
-def file_hash(paths: list[Path]) -> str:
+def content_hash(frames: list[pl.DataFrame]) -> str:
+    """Hash of the frames' contents (not of the files' bytes, which differ between two writes
+    of the same rows). Row hashes come from polars, so a polars upgrade may change it: the
+    cached models are then retrained, never wrongly reused."""
     h = hashlib.sha256()
-    for p in paths:
-        with open(p, "rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                h.update(chunk)
+    for df in frames:
+        h.update(",".join(f"{n}:{t}" for n, t in df.schema.items()).encode())
+        h.update(df.hash_rows(seed=0).to_numpy().tobytes())
     return h.hexdigest()[:16]
 
 
@@ -208,7 +210,5 @@ def load_dataset(log_dir: str | Path, config: Config, valid_days: int = 2) -> Da
         train=examples(early.filter(pl.col("click") == 1)),
         valid=examples(late.filter(pl.col("click") == 1)),
         pretrain=examples(early),
-        data_hash=file_hash(
-            [log_dir / n for n in ("logs.parquet", "users.parquet", "items.parquet")]
-        ),
+        data_hash=content_hash([logs, users, items]),
     )
