@@ -468,6 +468,10 @@ def build_parser() -> argparse.ArgumentParser:
     rep.add_argument("run_dir", metavar="RUNDIR", help="a folder written by `run`")
     rep.set_defaults(func=cmd_report)
 
+    from abtest.offline import add_replay_parser
+
+    add_replay_parser(sub)
+
     aa = sub.add_parser(
         "aa",
         help="A/A validity: false-positive rate per scenario x metric over fresh salts",
