@@ -187,6 +187,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         save_events=args.save_events,
         replay=Path(args.replay) if args.replay else None,
         fixed_sessions=args.fixed_sessions,
+        workers=args.workers,
         progress=not args.quiet,
         command="python -m abtest " + " ".join(sys.argv[1:] if args.argv is None else args.argv),
     )
@@ -456,6 +457,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--fixed-sessions",
         action="store_true",
         help="with --replay: each session has its logged number of pages (no leave model)",
+    )
+    run.add_argument(
+        "--workers",
+        type=_positive,
+        default=1,
+        help="simulate as N Ray tasks, one per user-hash shard (needs the `ray` extra; joins "
+        "the cluster in RAY_ADDRESS if set, else starts a local Ray); same results as 1",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bars")
     run.set_defaults(func=cmd_run, argv=None)

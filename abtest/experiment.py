@@ -34,7 +34,7 @@ from abtest.assignment import Layer
 from abtest.config import Config
 from abtest.errors import UserError
 from abtest.metrics import UserStats, pre_period_stats, warm_histories
-from simulator.engine import Engine, EngineStats
+from simulator.engine import Engine, EngineStats, LatencyHistogram
 from simulator.logs import LogWriter, start_datetime
 from simulator.policies import Policy
 from simulator.replay import logged_sessions
@@ -48,6 +48,10 @@ class ArmLatency:
     p50_ms: float
     p99_ms: float
     requests: int
+
+    @classmethod
+    def of(cls, h: LatencyHistogram) -> ArmLatency:
+        return cls(h.quantile(0.5) * 1e3, h.quantile(0.99) * 1e3, h.n)
 
 
 @dataclass
@@ -64,6 +68,7 @@ class ExperimentData:
     pre: np.ndarray  # S x U x 5 pre-period sums
     truth: np.ndarray | None = None  # 2 x S x U x D x 5: all users under control / treatment
     latency: dict[str, ArmLatency] = field(default_factory=dict)
+    latency_hist: dict[str, LatencyHistogram] = field(default_factory=dict)
     requests: int = 0
     exposures: int = 0
     wall_seconds: float = 0.0
@@ -213,7 +218,8 @@ def run_experiment(
     )
     for a, name in enumerate(ARMS):
         h = engine.latency[a]
-        data.latency[name] = ArmLatency(h.quantile(0.5) * 1e3, h.quantile(0.99) * 1e3, h.n)
+        data.latency_hist[name] = h
+        data.latency[name] = ArmLatency.of(h)
     if twin:
         other, twin_engine = one_run(1 - serve_ab, "truth twin")
         data.truth = observed.values + other.values

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import polars as pl
 
 from abtest.analysis import AnalysisOptions, analyse
 from abtest.config import Config
@@ -38,6 +39,7 @@ class RunOptions:
     save_events: bool = False
     replay: Path | None = None  # a log folder (or parquet file) whose sessions drive arrivals
     fixed_sessions: bool = False
+    workers: int = 1  # > 1: Ray tasks, one per user shard (abtest.scale)
     progress: bool = True
     command: str = ""
 
@@ -102,7 +104,7 @@ def prepare(config: Config, names: list[str], progress: bool = True) -> Prepared
 def run_ab(config: Config, opts: RunOptions) -> tuple[dict, Path]:
     """Run the whole experiment and write its report; returns (results, run folder)."""
     from abtest.report import write_report
-    from simulator.logs import read_logs
+    from simulator.logs import read_logs, start_datetime
     from simulator.serving import build_policy
 
     if opts.treatment == opts.control:
@@ -126,20 +128,40 @@ def run_ab(config: Config, opts: RunOptions) -> tuple[dict, Path]:
         f"[3/4] simulating {days} experiment days: {opts.treatment} (treatment) vs "
         f"{opts.control} (control)" + (", then the truth twin" if opts.twin else "")
     )
-    exp = run_experiment(
-        config,
-        world,
-        policies,
-        logs,
-        names=(opts.control, opts.treatment),
-        days=days,
-        seed=seed,
-        twin=opts.twin,
-        save_events=out / "events.parquet" if opts.save_events else None,
-        progress=opts.progress,
-        replay=replay,
-        fixed_sessions=opts.fixed_sessions,
-    )
+    if opts.workers > 1:
+        from abtest.scale import run_sharded
+
+        if opts.save_events:
+            raise UserError("--save-events is not supported with --workers (run without it)")
+        _say(f"      as {opts.workers} Ray tasks, one per user-hash shard")
+        pre_end = start_datetime(world) + dt.timedelta(days=config.periods.pre_days)
+        exp = run_sharded(
+            config,
+            recallers,
+            logs.filter(pl.col("timestamp") < pre_end),  # what the shards need
+            names=(opts.control, opts.treatment),
+            days=days,
+            seed=seed,
+            workers=opts.workers,
+            twin=opts.twin,
+            replay=replay,
+            fixed_sessions=opts.fixed_sessions,
+        )
+    else:
+        exp = run_experiment(
+            config,
+            world,
+            policies,
+            logs,
+            names=(opts.control, opts.treatment),
+            days=days,
+            seed=seed,
+            twin=opts.twin,
+            save_events=out / "events.parquet" if opts.save_events else None,
+            progress=opts.progress,
+            replay=replay,
+            fixed_sessions=opts.fixed_sessions,
+        )
     _say(
         f"      {exp.requests:,} requests in {exp.wall_seconds:.0f} s "
         f"({exp.requests_per_second:,.0f}/s)"
