@@ -106,8 +106,13 @@ def load_logged(log_dir: str | Path, eval_start: dt.datetime | None = None) -> L
     if manifest_path.exists():
         try:
             manifest = json.loads(manifest_path.read_text())
-        except ValueError as exc:
+        except (OSError, ValueError) as exc:
             raise UserError(f"{manifest_path}: unreadable manifest ({exc})") from None
+        if not isinstance(manifest, dict):
+            raise UserError(
+                f"{manifest_path}: unreadable manifest (a JSON object expected, got "
+                f"{type(manifest).__name__})"
+            )
         if manifest.get("kind") == "synthetic":
             try:
                 config = config_from_dict(manifest["config"], str(manifest_path))
@@ -116,6 +121,15 @@ def load_logged(log_dir: str | Path, eval_start: dt.datetime | None = None) -> L
                 raise UserError(f"{manifest_path}: unreadable manifest ({exc})") from None
     scen = config.scenario_names if config is not None else None
     logs = read_logs(path, scenarios=scen)
+    if config is not None:  # the world's users are 0..n-1: others have no ground truth
+        n = config.world.n_users
+        bad = ((logs["user_id"] < 0) | (logs["user_id"] >= n)).arg_true()
+        if bad.len():
+            i = int(bad[0])
+            raise UserError(
+                f"{path}: column 'user_id': user_id {logs['user_id'][i]} (row {i}, sorted by "
+                f"time) is not a user of this world (0..{n - 1})"
+            )
     if eval_start is None:
         if pre_end is not None:
             eval_start = pre_end

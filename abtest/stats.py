@@ -122,9 +122,13 @@ class Moments:
         )
         if x.shape[0] == 0:
             return cls.empty(x.shape[1])
-        mean = x.mean(axis=0)
-        centred = x - mean
-        return cls(x.shape[0], mean, centred.T @ centred)
+        with np.errstate(over="ignore", invalid="ignore"):  # huge values: inf, no warning
+            mean = x.mean(axis=0)
+            centred = x - mean
+            # a plain reduction over users, not BLAS: BLAS rounding depends on the arrays'
+            # memory alignment, and the same data must give the same report bit for bit
+            comoment = (centred[:, :, None] * centred[:, None, :]).sum(axis=0)
+            return cls(x.shape[0], mean, comoment)
 
     @classmethod
     def from_columns(cls, *cols: np.ndarray) -> Moments:
@@ -149,9 +153,11 @@ class Moments:
         if self.n == 0:
             return other
         n = self.n + other.n
-        delta = other.mean - self.mean
-        mean = self.mean + delta * (other.n / n)
-        comoment = self.comoment + other.comoment + np.outer(delta, delta) * (self.n * other.n / n)
+        with np.errstate(over="ignore", invalid="ignore"):  # huge values: inf, no warning
+            delta = other.mean - self.mean
+            mean = self.mean + delta * (other.n / n)
+            outer = np.outer(delta, delta) * (self.n * other.n / n)
+            comoment = self.comoment + other.comoment + outer
         return Moments(n, mean, comoment)
 
     __add__ = merge
@@ -218,7 +224,8 @@ def _quad(a: np.ndarray, cov: np.ndarray, n: int, b: np.ndarray | None = None) -
     """a' cov b / n: the (co)variance of two linearised estimates."""
     b = a if b is None else b
     with np.errstate(invalid="ignore", over="ignore"):
-        return _div(float(a @ cov @ b), n)
+        return _div(float(sum(a[i] * cov[i, j] * b[j] for i in range(a.size)
+                                  for j in range(b.size))), n)  # fmt: skip
 
 
 # --------------------------------------------------------------------------- two-arm tests
@@ -300,74 +307,77 @@ def _compare(
             f">= {need} for {'ratio' if ratio else 'mean'}_test(cuped={cuped})",
             m.k,
         )
-    arms = [m.take(range(need)) for m in (control, treatment)]
-    covs = [m.cov() for m in arms]
-    values, grads, pres, pre_grads = [], [], [], []
-    for m in arms:
-        if ratio:
-            value, grad = _ratio_gradient(m, 0, 1)
-        else:
-            value = float(m.mean[0]) if m.n else NAN
-            grad = np.eye(m.k)[0]
-        values.append(value)
-        grads.append(grad)
-        if cuped:
-            pre, pre_grad = (
-                _ratio_gradient(m, 2, 3) if ratio else (float(m.mean[1]), np.eye(m.k)[1])
-            )
-            pres.append(pre)
-            pre_grads.append(pre_grad)
-
-    theta = 0.0
-    if cuped:
-        theta = _pooled_theta(arms, covs, grads, pre_grads)
-        if theta != 0.0:
-            n_total = arms[0].n + arms[1].n
+    with np.errstate(all="ignore"):  # degenerate or huge data: NaN/inf fields, no warnings
+        arms = [m.take(range(need)) for m in (control, treatment)]
+        covs = [m.cov() for m in arms]
+        values, grads, pres, pre_grads = [], [], [], []
+        for m in arms:
             if ratio:
-                pre_pooled = _div(
-                    sum(m.n * m.mean[2] for m in arms), sum(m.n * m.mean[3] for m in arms)
-                )
+                value, grad = _ratio_gradient(m, 0, 1)
             else:
-                pre_pooled = _div(sum(m.n * m.mean[1] for m in arms), n_total)
-            values = [v - theta * (p - pre_pooled) for v, p in zip(values, pres, strict=True)]
-            grads = [g - theta * h for g, h in zip(grads, pre_grads, strict=True)]
+                value = float(m.mean[0]) if m.n else NAN
+                grad = np.eye(m.k)[0]
+            values.append(value)
+            grads.append(grad)
+            if cuped:
+                pre, pre_grad = (
+                    _ratio_gradient(m, 2, 3) if ratio else (float(m.mean[1]), np.eye(m.k)[1])
+                )
+                pres.append(pre)
+                pre_grads.append(pre_grad)
 
-    var_c, var_t = (_quad(g, s, m.n) for g, s, m in zip(grads, covs, arms, strict=True))
-    c, t = values
-    n_c, n_t = arms[0].n, arms[1].n
-    diff = t - c
-    diff_se = _sqrt(var_c + var_t)
-    statistic = _div(diff, diff_se) if diff_se > 0 else NAN
-    if ratio:
-        df = math.inf
-        crit = float(sps.norm.ppf(1 - alpha / 2))
-        p_value = float(2 * sps.norm.sf(abs(statistic)))
-    else:
-        df = _div((var_c + var_t) ** 2, _div(var_c**2, n_c - 1) + _div(var_t**2, n_t - 1))
-        crit = float(sps.t.ppf(1 - alpha / 2, df)) if df > 0 else NAN
-        p_value = float(2 * sps.t.sf(abs(statistic), df)) if df > 0 else NAN
-    lift = _div(t, c) - 1
-    lift_se = _sqrt(_div(var_t, c**2) + _div(t**2 * var_c, c**4))
-    return LiftResult(
-        control=float(c),
-        treatment=float(t),
-        diff=float(diff),
-        diff_se=diff_se,
-        lift=lift,
-        lift_se=lift_se,
-        ci_low=lift - crit * lift_se,
-        ci_high=lift + crit * lift_se,
-        abs_ci_low=diff - crit * diff_se,
-        abs_ci_high=diff + crit * diff_se,
-        statistic=statistic,
-        df=df,
-        p_value=p_value,
-        cuped=cuped,
-        theta=float(theta),
-        n_control=n_c,
-        n_treatment=n_t,
-        alpha=float(alpha),
-    )
+        theta = 0.0
+        if cuped:
+            theta = _pooled_theta(arms, covs, grads, pre_grads)
+            if theta != 0.0:
+                n_total = arms[0].n + arms[1].n
+                if ratio:
+                    pre_pooled = _div(
+                        sum(m.n * m.mean[2] for m in arms), sum(m.n * m.mean[3] for m in arms)
+                    )
+                else:
+                    pre_pooled = _div(sum(m.n * m.mean[1] for m in arms), n_total)
+                values = [v - theta * (p - pre_pooled) for v, p in zip(values, pres, strict=True)]
+                grads = [g - theta * h for g, h in zip(grads, pre_grads, strict=True)]
+
+        var_c, var_t = (
+            np.float64(_quad(g, s, m.n)) for g, s, m in zip(grads, covs, arms, strict=True)
+        )
+        c, t = (np.float64(v) for v in values)  # overflow gives inf, never OverflowError
+        n_c, n_t = arms[0].n, arms[1].n
+        diff = t - c
+        diff_se = _sqrt(var_c + var_t)
+        statistic = _div(diff, diff_se) if diff_se > 0 else NAN
+        if ratio:
+            df = math.inf
+            crit = float(sps.norm.ppf(1 - alpha / 2))
+            p_value = float(2 * sps.norm.sf(abs(statistic)))
+        else:
+            df = _div((var_c + var_t) ** 2, _div(var_c**2, n_c - 1) + _div(var_t**2, n_t - 1))
+            crit = float(sps.t.ppf(1 - alpha / 2, df)) if df > 0 else NAN
+            p_value = float(2 * sps.t.sf(abs(statistic), df)) if df > 0 else NAN
+        lift = _div(t, c) - 1
+        lift_se = _sqrt(_div(var_t, c**2) + _div(t**2 * var_c, c**4))
+        return LiftResult(
+            control=float(c),
+            treatment=float(t),
+            diff=float(diff),
+            diff_se=diff_se,
+            lift=lift,
+            lift_se=lift_se,
+            ci_low=lift - crit * lift_se,
+            ci_high=lift + crit * lift_se,
+            abs_ci_low=diff - crit * diff_se,
+            abs_ci_high=diff + crit * diff_se,
+            statistic=statistic,
+            df=df,
+            p_value=p_value,
+            cuped=cuped,
+            theta=float(theta),
+            n_control=n_c,
+            n_treatment=n_t,
+            alpha=float(alpha),
+        )
 
 
 def _pooled_theta(

@@ -30,7 +30,7 @@ from abtest.config import Config
 from abtest.errors import UserError
 from models.features import click_histories
 from simulator import keyed
-from simulator.logs import read_logs
+from simulator.logs import read_logs, validate_side_table
 
 DURATION_EDGES = np.array([10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0])  # seconds
 USER_BUCKETS = 16_384
@@ -114,6 +114,17 @@ def content_hash(frames: list[pl.DataFrame]) -> str:
     return h.hexdigest()[:16]
 
 
+def _side_table(path: Path, table: str) -> pl.DataFrame:
+    try:
+        df = pl.read_parquet(path)
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found (an incomplete log folder)") from None
+    except Exception as exc:  # polars raises several types for a corrupt file
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise UserError(f"cannot read {path} as parquet: {first}") from None
+    return validate_side_table(df, table, str(path))
+
+
 def load_dataset(log_dir: str | Path, config: Config, valid_days: int = 2) -> Dataset:
     """Read a generated log folder and build requests, items and the three example sets."""
     log_dir = Path(log_dir)
@@ -125,16 +136,22 @@ def load_dataset(log_dir: str | Path, config: Config, valid_days: int = 2) -> Da
         pre_end = dt.datetime.fromisoformat(manifest["pre_period_end"])
     except (ValueError, KeyError, TypeError) as exc:
         raise UserError(f"{manifest_path}: unreadable manifest ({exc})") from None
+    if not 0 < valid_days < config.periods.pre_days:
+        raise UserError(
+            f"periods.pre_days: must be > {valid_days} (the last {valid_days} pre-period days "
+            f"are held out for validation), got {config.periods.pre_days}"
+        )
     names = config.scenario_names
     logs = read_logs(log_dir / "logs.parquet", scenarios=names)
-    try:
-        users = pl.read_parquet(log_dir / "users.parquet")
-        items = pl.read_parquet(log_dir / "items.parquet")
-    except Exception as exc:
-        raise UserError(f"cannot read the users/items tables in {log_dir}: {exc}") from None
-
-    if not 0 < valid_days < config.periods.pre_days:
-        raise UserError(f"valid_days must be in (0, {config.periods.pre_days}), got {valid_days}")
+    users = _side_table(log_dir / "users.parquet", "users")
+    items = _side_table(log_dir / "items.parquet", "items")
+    unknown = ~logs["item_id"].is_in(items["item_id"].implode())
+    if unknown.any():
+        rows = ", ".join(f"{i} ({logs['item_id'][int(i)]})" for i in unknown.arg_true()[:5])
+        raise UserError(
+            f"{log_dir / 'logs.parquet'}: column 'item_id' has items not in "
+            f"{log_dir / 'items.parquet'}; first offending rows: {rows}"
+        )
     cut = pre_end - dt.timedelta(days=valid_days)
     pre = logs.filter(pl.col("timestamp") < pre_end)
     if pre.filter(pl.col("timestamp") < cut).height == 0:
@@ -163,7 +180,7 @@ def load_dataset(log_dir: str | Path, config: Config, valid_days: int = 2) -> Da
         scenario=req["scenario"].replace_strict(codes, return_dtype=pl.Int64).to_numpy(),
     )
 
-    items = items.sort("item_id")
+    items = items.with_columns(pl.col("content_type").cast(pl.String)).sort("item_id")
     n_items = int(items["item_id"].max()) + 1
     ct_names = sorted(items["content_type"].unique().to_list())
     ct_code = {c: i for i, c in enumerate(ct_names)}
@@ -178,6 +195,11 @@ def load_dataset(log_dir: str | Path, config: Config, valid_days: int = 2) -> Da
     for sc in config.scenarios:
         allowed = [ct_code[c] for c in sc.content_types if c in ct_code]
         pools.append(np.sort(ids[np.isin(ctype[ids], allowed)]))
+        if pools[-1].size == 0:
+            raise UserError(
+                f"{log_dir / 'items.parquet'}: column 'content_type' has no item of scenario "
+                f"{sc.name}'s content types ({', '.join(sc.content_types)})"
+            )
     item_table = ItemTable(category, ctype, dur, tuple(pools))
 
     row_of = pl.DataFrame({"request_id": requests.request_id, "row": np.arange(len(requests))})

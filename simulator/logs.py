@@ -163,6 +163,57 @@ def validate_logs(
     return df.sort(SORT_KEYS)
 
 
+ITEM_COLUMNS = {"item_id": "integer", "category": "integer", "content_type": "text",
+                "duration": "numeric"}  # fmt: skip
+
+
+def _side_kind_ok(kind: pl.DataType, want: str) -> bool:
+    if want == "integer":
+        return kind.is_integer()
+    if want == "text":
+        return kind in (pl.String, pl.Categorical) or isinstance(kind, pl.Enum)
+    return kind.is_numeric()
+
+
+def validate_side_table(df: pl.DataFrame, table: str, source: str | None = None) -> pl.DataFrame:
+    """Check a ``users`` or ``items`` side table; raise :class:`LogError` naming the column.
+
+    ``users``: an integer ``user_id`` and integer profile codes >= 0; ``items``: ``item_id``,
+    ``category`` (integers >= 0), ``content_type`` (text) and ``duration`` (seconds, finite,
+    >= 0). No nulls, ids unique. Extra item columns are ignored.
+    """
+    source = source or table
+    key = "user_id" if table == "users" else "item_id"
+    want = (
+        ({c: "integer" for c in df.columns} | {key: "integer"})
+        if table == "users"
+        else ITEM_COLUMNS
+    )
+    missing = [c for c in want if c not in df.columns]
+    if missing:
+        raise LogError(f"{source}: missing column(s) {', '.join(missing)}")
+    if df.height == 0:
+        raise LogError(f"{source}: the table has no rows")
+    for col, kind in want.items():
+        if not _side_kind_ok(df[col].dtype, kind):
+            raise LogError(f"{source}: column {col!r} must be {kind}, got {df[col].dtype}")
+        nulls = df[col].is_null()
+        if nulls.any():
+            raise LogError(f"{source}: column {col!r} has null values; {_rows(df, nulls, col)}")
+        if kind == "numeric":
+            bad = ~df[col].cast(pl.Float64).is_finite()
+            if bad.any():
+                raise LogError(f"{source}: column {col!r} must be finite; {_rows(df, bad, col)}")
+        if kind != "text":
+            bad = df[col] < 0
+            if bad.any():
+                raise LogError(f"{source}: column {col!r} must be >= 0; {_rows(df, bad, col)}")
+    dup = df[key].is_duplicated()
+    if dup.any():
+        raise LogError(f"{source}: column {key!r} is not unique; {_rows(df, dup, key)}")
+    return df
+
+
 def read_logs(path: str | Path, *, scenarios: Sequence[str] | None = None) -> pl.DataFrame:
     """Read and validate a parquet log file (or a folder holding ``logs.parquet``)."""
     path = Path(path)
