@@ -46,10 +46,16 @@ class AnalysisOptions:
 
 
 def _num(x: float | None) -> float | None:
+    """A finite float rounded to 12 significant digits, else None.
+
+    numpy's vectorised float reductions may group additions differently depending on the
+    memory alignment of a fresh array, so two runs of the same seed can differ in the last
+    bit; 12 digits keep every meaningful digit and make the reports identical.
+    """
     if x is None:
         return None
     x = float(x)
-    return None if math.isnan(x) or math.isinf(x) else x
+    return None if math.isnan(x) or math.isinf(x) else float(f"{x:.12g}")
 
 
 def _columns(sums: np.ndarray, pre: np.ndarray, metric: str) -> np.ndarray:

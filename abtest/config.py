@@ -355,14 +355,14 @@ def _cross_checks(cfg: Config, b: _Builder) -> None:
     if abs(shares - 1.0) > 1e-6:
         b.fail("world.content_types[*].share", f"must sum to 1, got {shares:.6g}")
     arms = list(cfg.experiment.allocation)
-    if sorted(arms) != ["control", "treatment"]:
+    alloc = sum(cfg.experiment.allocation.values())
+    if sorted(arms) != ["control", "treatment"]:  # the arms the experiment serves
         b.fail(
             "experiment.allocation",
             "must give shares for exactly 'control' and 'treatment', "
             f"got {', '.join(map(repr, arms)) or 'none'}",
         )
-    alloc = sum(cfg.experiment.allocation.values())
-    if alloc > 1 + 1e-9:
+    elif alloc > 1 + 1e-9:
         b.fail("experiment.allocation", f"shares must sum to at most 1, got {alloc:.6g}")
     try:
         dt.date.fromisoformat(cfg.periods.start_date)
