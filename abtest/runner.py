@@ -113,17 +113,18 @@ def run_ab(config: Config, opts: RunOptions) -> tuple[dict, Path]:
     seed = config.seed if opts.seed is None else opts.seed
     out = check_writable_dir(opts.out or default_out(opts.treatment, opts.control))
     t_start = time.perf_counter()
-    prep = prepare(config, [opts.control, opts.treatment], opts.progress)
-    world, logs, recallers, checkpoints = prep.world, prep.logs, prep.recallers, prep.checkpoints
     replay = None
-    if opts.replay is not None:
+    if opts.replay is not None:  # checked before anything slow runs
         path = opts.replay / "logs.parquet" if opts.replay.is_dir() else opts.replay
         replay = read_logs(path, scenarios=config.scenario_names)
-        _say(f"      replaying the sessions logged in {path}")
+    prep = prepare(config, [opts.control, opts.treatment], opts.progress)
+    world, logs, recallers, checkpoints = prep.world, prep.logs, prep.recallers, prep.checkpoints
     policies = tuple(
         build_policy(name, world, recallers[name], config.serving, seed)
         for name in (opts.control, opts.treatment)
     )
+    if opts.replay is not None:
+        _say(f"      arrivals: the sessions logged in {opts.replay}")
     _say(
         f"[3/4] simulating {days} experiment days: {opts.treatment} (treatment) vs "
         f"{opts.control} (control)" + (", then the truth twin" if opts.twin else "")

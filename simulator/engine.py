@@ -37,7 +37,7 @@ import numpy as np
 import simpy
 from tqdm import tqdm
 
-from simulator.arrivals import DAY, DaySchedule, day_schedule, request_ids
+from simulator.arrivals import DAY, PAGE_SLOTS, DaySchedule, day_schedule
 from simulator.policies import Policy, RequestBatch, Slates
 from simulator.world import Responses, World
 
@@ -204,9 +204,7 @@ class Engine:
 
     def _pages(self, env, user, scenario, sid, arm, page, issued, pages):
         while True:
-            req = _Pending(
-                int(request_ids(sid, page)), sid, user, scenario, page, issued, env.event()
-            )
+            req = _Pending(sid * PAGE_SLOTS + page, sid, user, scenario, page, issued, env.event())
             self._submit(arm, req)
             cont, think = yield req.done
             if (not cont) if pages is None else page + 1 >= pages:
