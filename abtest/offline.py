@@ -458,6 +458,9 @@ def terms_for(name: str, x: Inputs, mask: np.ndarray, clip: float | None) -> ope
     return ope.dr_terms(x.r[mask], x.pi[mask], x.mu[mask], x.q_logged[mask], x.q_target[mask], clip)
 
 
+MIN_EVENTS_FOR_CI = 30  # matched events (replay) or effective sample size (weighted) for a CI
+
+
 def _estimator_dict(res: ope.OPEResult) -> dict:
     d = res.to_dict()
     keys = ("estimate", "ci_low", "ci_high", "n", "ess", "se", "max_weight", "clipped")
@@ -503,6 +506,25 @@ def evaluate_metric(
             tb = terms_for(name, base, mask, clip)
             if tb is not None:
                 lift[name] = ope.paired_lift(t, tb, pol.clusters[mask]).to_dict()
+        # An interval computed from a handful of effective events, or from weights that never
+        # see the target's own choices, looks precise and is not: keep the point estimate,
+        # withhold the interval, and say so.
+        # E_mu[pi/mu] = 1 when the logs cover the target: a sample mean far from 1 means the
+        # target's mass sits on items the logs (almost) never showed
+        mean_w = 1.0 if name == "replay" else float(np.nanmean(pol.pi[mask] / pol.mu[mask]))
+        if name == "replay":
+            weak = res.n < MIN_EVENTS_FOR_CI
+        else:
+            weak = res.ess < MIN_EVENTS_FOR_CI or not 0.5 <= mean_w <= 2.0
+        out[name]["ci_withheld"] = bool(weak)
+        if weak:
+            out[name]["ci_low"] = out[name]["ci_high"] = None
+            if name in lift:
+                lift[name]["ci_low"] = lift[name]["ci_high"] = None
+            warnings.append(
+                f"{name}: CI withheld (effective sample size {res.ess:,.0f}, mean weight "
+                f"{mean_w:.2f}: too little overlap to trust an interval)"
+            )
     out["truth"] = _mean(truth[mask]) if truth is not None else None
     if base is not None:
         if truth is not None and truth_base is not None:

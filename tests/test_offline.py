@@ -181,7 +181,10 @@ def test_obd_fixture_end_to_end(tmp_path):
     for e in ("ips", "snips"):
         d = sc[e]
         assert d["n"] == sc["exposures"] and d["ess"] > 0 and math.isfinite(d["estimate"])
-        assert d["ci_low"] <= d["estimate"] <= d["ci_high"]
+        if d["ci_withheld"]:  # a tiny fixture: too few effective events for an interval
+            assert d["ci_low"] is None and any("CI withheld" in w for w in sc["warnings"])
+        else:
+            assert d["ci_low"] <= d["estimate"] <= d["ci_high"]
     assert sc["truth"] is None and sc["watch_time"] is None  # OBD logs no watch time
     rnd, _, _ = obd_to_logs(FIXTURES / "obd" / "random" / "all" / "all.csv")
     res = run_offline(None, "popular", None, _write(tmp_path / "rnd", rnd), ["replay", "ips"])
