@@ -521,10 +521,12 @@ def evaluate_metric(
             out[name]["ci_low"] = out[name]["ci_high"] = None
             if name in lift:
                 lift[name]["ci_low"] = lift[name]["ci_high"] = None
-            warnings.append(
-                f"{name}: CI withheld (effective sample size {res.ess:,.0f}, mean weight "
-                f"{mean_w:.2f}: too little overlap to trust an interval)"
+            why = (
+                f"{res.n:,} matched events"
+                if name == "replay"
+                else f"effective sample size {res.ess:,.0f}, mean weight {mean_w:.2f}"
             )
+            warnings.append(f"{name}: CI withheld ({why}: too little to trust an interval)")
     out["truth"] = _mean(truth[mask]) if truth is not None else None
     if base is not None:
         if truth is not None and truth_base is not None:
