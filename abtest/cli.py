@@ -316,7 +316,8 @@ def cmd_power(args: argparse.Namespace) -> int:
         for m in ("ctr", "watch_time_per_user"):
             mdes = " ".join("   —  " if v is None else f"{v:6.1%}" for v in block[m]["mde_by_day"])
             need = block[m]["days_needed"]
-            print(f"  {name:<18} {m:<20} {mdes}   days needed: {need if need else '—'}")
+            how = " (extrapolated)" if block[m]["extrapolated"] else ""
+            print(f"  {name:<18} {m:<20} {mdes}   days needed: {need or '—'}{how}")
     if out is not None:
         write_json(out / "power.json", table)
         print(f"wrote {out}/power.json")
@@ -507,7 +508,8 @@ def build_parser() -> argparse.ArgumentParser:
         help="MDE per scenario by day, and the days needed to detect a lift",
         description="From a control-only simulation split by the config's allocation: the "
         "minimum detectable relative lift (80%% power) per scenario after each day, and the "
-        "days needed for --lift (extrapolated as 1/sqrt(days) beyond the simulated ones).",
+        "days needed for --lift (beyond the simulated days, extrapolated with the MDE's decay "
+        "fitted on them).",
     )
     pw.add_argument("--model", type=_model_name, default="mixed", help="control model (mixed)")
     pw.add_argument("--lift", type=_lift, default=0.02, help="relative lift to detect (0.02)")

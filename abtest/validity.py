@@ -123,6 +123,16 @@ def coverage_study(
     return StudyResult(runs, opts.alpha, rate, pvals, float("nan"), truth)
 
 
+def _decay(mdes: list) -> float | None:
+    """b in MDE ∝ days^(-b), fitted on the days with a finite MDE; None if it cannot shrink."""
+    pts = [(np.log(d + 1), np.log(v)) for d, v in enumerate(mdes) if v is not None and v > 0]
+    if len(pts) < 2:
+        return None
+    x, y = np.array(pts).T
+    b = -float(np.polyfit(x, y, 1)[0])
+    return b if b > 0.05 else None
+
+
 def _share(flags: list) -> float:
     known = [bool(f) for f in flags if f is not None]
     return float(np.mean(known)) if known else float("nan")
@@ -144,8 +154,9 @@ def power_table(
     """Per scenario and metric: MDE after each simulated day (A/A data split by the
     allocation), and the days needed to detect a relative `lift` at 80% power.
 
-    Beyond the simulated days the MDE is extrapolated as ∝ 1/√days (more users and more
-    activity per user both grow roughly linearly with days; stated, not simulated).
+    Beyond the simulated days the MDE is extrapolated as ∝ days^(-b), with b fitted to the
+    simulated days (log-log least squares). b is below the naive 1/2 for per-user totals,
+    whose variance grows as users accumulate activity; the result says when it extrapolated.
     """
     opts = opts or AnalysisOptions()
     aa = rerandomise(data, "power", allocation)
@@ -168,11 +179,17 @@ def power_table(
             for res in per_day:
                 entry = res["overall"] if name == "overall" else res["scenarios"][name]
                 mdes.append(entry["metrics"][m]["mde"])
-            last = mdes[-1]
             needed = next((i + 1 for i, v in enumerate(mdes) if v is not None and v <= lift), None)
-            if needed is None and last is not None and last > 0:
-                needed = int(np.ceil(data.days * (last / lift) ** 2))
-            block[m] = {"mde_by_day": mdes, "days_needed": needed}
+            decay = _decay(mdes)
+            extrapolated = needed is None and decay is not None
+            if extrapolated:
+                needed = int(np.ceil(data.days * (mdes[-1] / lift) ** (1 / decay)))
+            block[m] = {
+                "mde_by_day": mdes,
+                "days_needed": needed,
+                "decay": decay,
+                "extrapolated": extrapolated,
+            }
         out["scenarios"][name] = block
     return out
 
