@@ -123,12 +123,12 @@ def run_ab(config: Config, opts: RunOptions) -> tuple[dict, Path]:
         build_policy(name, world, recallers[name], config.serving, seed)
         for name in (opts.control, opts.treatment)
     )
-    if opts.replay is not None:
-        _say(f"      arrivals: the sessions logged in {opts.replay}")
     _say(
         f"[3/4] simulating {days} experiment days: {opts.treatment} (treatment) vs "
         f"{opts.control} (control)" + (", then the truth twin" if opts.twin else "")
     )
+    if opts.replay is not None:
+        _say(f"      arrivals: the sessions logged in {opts.replay}")
     if opts.workers > 1:
         from abtest.scale import run_sharded
 
