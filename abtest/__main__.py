@@ -10,6 +10,10 @@ import sys
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-from abtest.cli import main  # noqa: E402
+from abtest.cli import interrupted, main  # noqa: E402
 
-sys.exit(main())
+try:
+    code = main()
+except KeyboardInterrupt:  # a second Ctrl-C that landed while the first was being reported
+    code = interrupted()
+sys.exit(code)

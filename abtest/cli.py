@@ -7,6 +7,7 @@ never a traceback; Ctrl-C exits with 130 and leaves earlier outputs intact.
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -529,5 +530,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted: outputs already written are intact", file=sys.stderr)
-        return 130
+        return interrupted()
+
+
+INTERRUPTED = "interrupted: outputs already written are intact"
+
+
+def interrupted() -> int:
+    """Report a Ctrl-C once. One Ctrl-C can surface twice — polars raises it from inside a
+    query and Python's own pending signal fires again — so further ones are ignored first."""
+    for _ in range(3):
+        try:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            break
+        except KeyboardInterrupt:
+            continue
+    print(INTERRUPTED, file=sys.stderr)
+    return 130
