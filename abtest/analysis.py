@@ -93,6 +93,11 @@ class _Frame:
         self.data = data
         self.obs = data.observed.values  # 2 x S x U x D x 5, arm axis = serving policy
         self.assign = data.assignment
+        # S x U x D: the user has had a session in the scenario by the end of day d (computed
+        # once: visitors() is asked per scenario, segment and daily look)
+        sessions = self.obs[..., SESSIONS].sum(axis=0).cumsum(axis=-1)
+        self.seen = sessions > 0
+        self.seen_any = self.seen.any(axis=0)  # U x D
 
     def sums(self, arm: int, scenario: int | None, users: np.ndarray, days: int) -> np.ndarray:
         v = self.obs[arm] if scenario is None else self.obs[arm, scenario][None]
@@ -110,9 +115,8 @@ class _Frame:
 
     def visitors(self, scenario: int | None, days: int, among: np.ndarray) -> np.ndarray:
         """Users of `among` with a session in the scenario (any, if None) by day `days`."""
-        both = self.obs[..., SESSIONS][:, :, among, :days].sum(axis=(0, 3))  # S x N
-        seen = (both if scenario is None else both[scenario][None]).sum(axis=0) > 0
-        return among[seen]
+        seen = self.seen_any if scenario is None else self.seen[scenario]
+        return among[seen[among, days - 1]]
 
 
 def _metric_block(

@@ -21,6 +21,7 @@ import polars as pl
 
 from simulator.arrivals import DAY
 from simulator.engine import History
+from simulator.logs import logical_seconds
 from simulator.policies import RequestBatch, Slates
 from simulator.world import Responses
 
@@ -62,10 +63,6 @@ class UserStats:
     def totals(self) -> dict[str, float]:
         sums = self.values.sum(axis=(0, 1, 2, 3))
         return {m: float(sums[i]) for i, m in enumerate(METRICS)}
-
-
-def _logical_seconds(ts: pl.Expr, start: dt.datetime) -> pl.Expr:
-    return (ts - pl.lit(start)).dt.total_microseconds().cast(pl.Float64) / 1e6
 
 
 def pre_period_stats(
@@ -114,7 +111,7 @@ def warm_histories(
             "rank",
             "item_id",
             pl.col("scenario").replace_strict(codes, return_dtype=pl.Int64),
-            _logical_seconds(pl.col("timestamp"), start).alias("t"),
+            logical_seconds(start).alias("t"),
         )
     )
     u = clicks["user_id"].to_numpy()

@@ -61,7 +61,7 @@ from abtest import fileio, ope
 from abtest.config import Config, config_from_dict, load_config
 from abtest.errors import UserError
 from simulator import keyed
-from simulator.logs import UNIFORM, read_logs
+from simulator.logs import UNIFORM, logical_seconds, read_logs
 
 ESTIMATORS = ("replay", "ips", "snips", "dr")
 TARGET_EPSILON = 0.05
@@ -645,8 +645,7 @@ def run_offline(
             truth_p = truth_values(world, slots, tp.top, epsilon)
             truth_b = truth_values(world, slots, tb.top, epsilon) if tb else None
             log_truth = logging_truth(world, slots)
-        since = ex.select((pl.col("timestamp") - pl.lit(t_start)).dt.total_microseconds())
-        secs = since.to_series().to_numpy() / 1e6
+        secs = ex.select(logical_seconds(t_start)).to_series().to_numpy()
         day = (secs // DAY_SECONDS).astype(np.int64)
         entry: dict = {}
         for metric, col in METRICS.items():

@@ -247,6 +247,11 @@ def world_tables(world: World) -> tuple[pl.DataFrame, pl.DataFrame]:
     return users, items
 
 
+def logical_seconds(start: dt.datetime) -> pl.Expr:
+    """The ``timestamp`` column as float seconds since `start` (the engine's logical time)."""
+    return (pl.col("timestamp") - pl.lit(start)).dt.total_microseconds().cast(pl.Float64) / 1e6
+
+
 def start_datetime(world: World) -> dt.datetime:
     day0 = dt.date.fromisoformat(world.config.periods.start_date)
     return dt.datetime(day0.year, day0.month, day0.day, tzinfo=dt.timezone.utc)

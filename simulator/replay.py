@@ -14,7 +14,7 @@ import polars as pl
 
 from abtest.errors import UserError
 from simulator.arrivals import DAY, PAGE_SLOTS, DaySchedule
-from simulator.logs import start_datetime
+from simulator.logs import logical_seconds, start_datetime
 from simulator.world import World
 
 
@@ -32,7 +32,7 @@ def logged_sessions(
     names = [s.name for s in world.scenarios]
     codes = {n: i for i, n in enumerate(names)}
     t0 = start_datetime(world)
-    secs = (pl.col("timestamp") - pl.lit(t0)).dt.total_microseconds().cast(pl.Float64) / 1e6
+    secs = logical_seconds(t0)
     sessions = (
         logs.group_by("session_id")
         .agg(
