@@ -21,13 +21,17 @@ from models.data import Dataset
 from models.train import TrainConfig
 from models.zoo import ModelConfig, build_model
 
-FORMAT = 1
+# Bumped whenever a model's parameters change shape or meaning under the same ModelConfig
+# (2: SASS's output projection is shared across scenarios). It is part of the training
+# hash, so checkpoints of an older format are retrained, never loaded.
+FORMAT = 2
 
 
 def training_hash(data: Dataset, model_cfg: ModelConfig, train_cfg: TrainConfig, seed: int) -> str:
     """What a checkpoint was trained on: data, architecture, training config and seed."""
     blob = json.dumps(
         {
+            "format": FORMAT,
             "data": data.data_hash,
             "model": model_cfg.to_dict(),
             "train": train_cfg.to_dict(),

@@ -17,11 +17,35 @@ Shapes: B rows, S scenarios, H history length, D/E feature widths.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import torch
 from torch import Tensor, nn
 
-ScenarioArg = Tensor | int
+
+@dataclass(frozen=True)
+class ScenarioRuns:
+    """Rows sorted by scenario: each row's scenario (B) and how many rows each of the S
+    scenarios has (``sizes``, summing to B). Per-scenario layers then run one matmul per
+    scenario on a slice instead of every scenario's weights on every row."""
+
+    scenario: Tensor
+    sizes: list[int]
+
+    @classmethod
+    def sort(cls, scenario: Tensor, n_scenarios: int) -> tuple[ScenarioRuns, Tensor]:
+        """The runs of `scenario` in sorted order, and the row order that sorts it."""
+        order = torch.argsort(scenario, stable=True)
+        ordered = scenario[order]
+        return cls(ordered, torch.bincount(ordered, minlength=n_scenarios).tolist()), order
+
+
+ScenarioArg = Tensor | int | ScenarioRuns
+
+
+def rows_scenario(scenario: Tensor | ScenarioRuns) -> Tensor:
+    """Each row's scenario (B) from either form."""
+    return scenario.scenario if isinstance(scenario, ScenarioRuns) else scenario
 
 
 def wide(weight: Tensor) -> Tensor:
@@ -54,6 +78,11 @@ class ScenarioLinear(nn.Module):
     def forward(self, x: Tensor, scenario: ScenarioArg) -> Tensor:
         if isinstance(scenario, int):
             return x @ self.weight[scenario] + self.bias[scenario]
+        if isinstance(scenario, ScenarioRuns):
+            parts = torch.split(x, scenario.sizes)
+            return torch.cat(
+                [p @ self.weight[s] + self.bias[s] for s, p in enumerate(parts) if p.shape[0]]
+            )
         every = x @ wide(self.weight)
         return pick_scenario(every, scenario, self.weight.shape[0]) + self.bias[scenario]
 
@@ -152,13 +181,25 @@ class ItemEncoder(nn.Module):
 
 
 class ScenarioAdaptiveTransfer(nn.Module):
-    """The SAT unit (per scenario): gates in (0, 1), GRU-style fusion of global into scenario."""
+    """The SAT unit (per scenario): gates in (0, 1), GRU-style fusion of global into scenario.
 
-    def __init__(self, n_scenarios: int, dim: int):
+    ``gate_bias`` starts both gates at sigmoid(gate_bias): with a positive value a scenario
+    network takes in the global representation by default and its own data must learn to
+    close the gates, which sparse scenarios cannot do from noise. The trainer exempts these
+    biases from weight decay (:meth:`gate_biases`), which would pull them back to 0 (0.5).
+    """
+
+    def __init__(self, n_scenarios: int, dim: int, gate_bias: float = 0.0):
         super().__init__()
         self.adaptive = ScenarioLinear(n_scenarios, 2 * dim, dim)
         self.update = ScenarioLinear(n_scenarios, 2 * dim, dim)
+        with torch.no_grad():
+            self.adaptive.bias.fill_(gate_bias)
+            self.update.bias.fill_(gate_bias)
         self.last_gates: tuple[Tensor, Tensor] | None = None
+
+    def gate_biases(self) -> list[nn.Parameter]:
+        return [self.adaptive.bias, self.update.bias]
 
     def forward(self, h: Tensor, g: Tensor, scenario: ScenarioArg) -> Tensor:
         a = torch.sigmoid(self.adaptive(torch.cat([h, g], dim=-1), scenario))

@@ -78,6 +78,7 @@ def get_model(
     seconds = time.perf_counter() - t0
     extra = {
         "train_seconds": seconds,
+        "pretrain_seconds": result.pretrain_seconds,
         "history": result.history,
         "pretrain_losses": result.pretrain_losses,
     }

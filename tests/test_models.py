@@ -10,10 +10,10 @@ from abtest.config import config_from_dict
 from abtest.errors import UserError
 from models.checkpoint import load_checkpoint, save_checkpoint, training_hash
 from models.data import load_dataset
-from models.losses import info_nce, sampled_softmax_loss
-from models.parts import ScenarioAdaptiveTransfer, ScenarioLinear
-from models.train import TrainConfig, Trainer, _tensors, user_features
-from models.zoo import LEARNED, ModelConfig, Recaller, build_model
+from models.losses import grouped_sampled_softmax_loss, info_nce, sampled_softmax_loss
+from models.parts import ScenarioAdaptiveTransfer, ScenarioLinear, ScenarioRuns
+from models.train import TrainConfig, Trainer, _tensors, make_optimizer, user_features
+from models.zoo import LEARNED, ModelConfig, Recaller, build_model, run_body
 from simulator.generation import generate
 from tests.conftest import tiny_tree
 
@@ -67,6 +67,32 @@ def test_scenario_linear_rows_use_their_own_weights():
     s = torch.tensor([0, 2, 1, 2, 0])
     want = torch.stack([x[i] @ layer.weight[s[i]] + layer.bias[s[i]] for i in range(5)])
     torch.testing.assert_close(layer(x, s), want)
+    # rows sorted into scenario runs (one scenario with no rows) give the same rows
+    s2 = torch.tensor([0, 2, 0, 2, 2])
+    runs, order = ScenarioRuns.sort(s2, 3)
+    assert runs.sizes == [2, 0, 3] and runs.scenario.tolist() == [0, 0, 2, 2, 2]
+    torch.testing.assert_close(layer(x[order], runs), layer(x, s2)[order])
+
+
+@pytest.mark.parametrize("name", [n for n in LEARNED if n not in ("mixed", "single")])
+def test_bodies_in_scenario_order_equal_the_per_row_path(data, name):
+    """Towers run rows sorted by scenario (one matmul per scenario); the result is each
+    row's own, in the rows' order, the same as every scenario's weights on every row."""
+    torch.manual_seed(0)
+    model = build_model(_small(name, data), data.items)
+    f, items = _batch(data)
+    scen = f["scenario"]
+    assert not bool((scen[1:] >= scen[:-1]).all())  # the batch is not already sorted
+    x = model.user_encoder(f, scen)
+    want, want_g = model.user_body(x, scen)
+    got, got_g = run_body(model.user_body, x, scen, data.spec.n_scenarios)
+    torch.testing.assert_close(got, want)
+    if want_g is not None:
+        torch.testing.assert_close(got_g, want_g)
+    xi = model.item_encoder(items)
+    torch.testing.assert_close(
+        run_body(model.item_body, xi, scen, data.spec.n_scenarios)[0], model.item_body(xi, scen)[0]
+    )
 
 
 def test_sat_gates_in_unit_interval_and_fuse():
@@ -80,6 +106,31 @@ def test_sat_gates_in_unit_interval_and_fuse():
     t = a * g
     lo, hi = torch.minimum(h, t), torch.maximum(h, t)
     assert ((out >= lo - 1e-6) & (out <= hi + 1e-6)).all()
+
+
+def test_sat_gates_start_open_and_their_biases_are_not_decayed(data):
+    sat = ScenarioAdaptiveTransfer(3, 4, gate_bias=2.0)
+    sat(torch.zeros(5, 4), torch.zeros(5, 4), torch.tensor([0, 1, 2, 0, 1]))
+    for gate in sat.last_gates:
+        torch.testing.assert_close(gate, torch.full((5, 4), torch.sigmoid(torch.tensor(2.0))))
+    model = build_model(_small("sass", data), data.items)
+    opt = make_optimizer(model, TrainConfig(weight_decay=0.5))
+    decayed, exempt = opt.param_groups
+    assert decayed["weight_decay"] == 0.5 and exempt["weight_decay"] == 0.0
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {names[id(p)].rsplit(".", 2)[-2:][0] for p in exempt["params"]} == {"adaptive", "update"}
+    assert len(exempt["params"]) == 2 * 2 * _small("sass", data).layers  # 2 gates x layers x towers
+    n_all = sum(1 for _ in model.parameters())
+    assert len(decayed["params"]) + len(exempt["params"]) == n_all
+    # models without SAT units: one group, everything decayed
+    assert (
+        len(
+            make_optimizer(
+                build_model(_small("mixed", data), data.items), TrainConfig()
+            ).param_groups
+        )
+        == 1
+    )
 
 
 def test_sass_gradients_reach_global_and_scenario_networks(data):
@@ -124,6 +175,65 @@ def test_sampled_softmax_with_log_q_matches_reference():
     # without the correction, popular items are penalised less: the loss changes
     plain = sampled_softmax_loss(torch.tensor(logits), torch.zeros(7), torch.tensor(valid), 0.5)
     assert plain.item() != pytest.approx(got.item())
+
+
+def test_grouped_softmax_equals_the_expanded_batch_form():
+    """Scoring each distinct item once with its count gives the B x B loss exactly."""
+    rng = np.random.default_rng(3)
+    n_items, b = 6, 15
+    items = rng.integers(0, n_items, b)
+    assert np.unique(items).size < b  # repeated items are the point
+    item_scores = rng.normal(size=(b, n_items))  # row b's score for item i
+    log_q_item = np.log(rng.dirichlet(np.ones(n_items)))
+    in_pool_item = rng.random((b, n_items)) > 0.25
+    in_pool_item[np.arange(b), items] = True
+    logits = item_scores[:, items]
+    valid = in_pool_item[:, items] & (items[None, :] != items[:, None])
+    want = _reference_sampled_softmax(logits, log_q_item[items], valid, 0.3)
+    uniq, positive, counts = np.unique(items, return_inverse=True, return_counts=True)
+    got = grouped_sampled_softmax_loss(
+        torch.tensor(item_scores[:, uniq]),
+        torch.tensor(positive),
+        torch.tensor(log_q_item[uniq]),
+        torch.tensor(counts),
+        torch.tensor(in_pool_item[:, uniq]),
+        0.3,
+    )
+    assert got.item() == pytest.approx(want, rel=1e-9)
+
+
+def _reference_recall_loss(trainer, model, rows, items):
+    """The recall loss the plain way: rows in batch order, B x B logits, every batch item
+    encoded once per row in that row's scenario."""
+    f = _tensors(user_features(trainer.data.requests, rows))
+    scen = f["scenario"]
+    item_t = torch.as_tensor(items)
+    if model.has_global:
+        u, ug = model.user(f, with_global=True)
+    else:
+        u, ug = model.user(f), None
+    logits = torch.stack([model.item(item_t, int(scen[b])) @ u[b] for b in range(len(rows))])
+    valid = trainer.pool_mask[scen][:, item_t] & (item_t[None, :] != item_t[:, None])
+    log_q, t = trainer.log_q[item_t], trainer.cfg.temperature
+    loss = sampled_softmax_loss(logits, log_q, valid, t)
+    if ug is not None:
+        _, vg = model.item(item_t, 0, with_global=True)
+        loss = loss + trainer.cfg.aux_weight * sampled_softmax_loss(ug @ vg.T, log_q, valid, t)
+    return loss
+
+
+@pytest.mark.parametrize("name", LEARNED)
+def test_recall_loss_matches_the_plain_batch_loss(data, name):
+    torch.manual_seed(0)
+    trainer = Trainer(data, _small(name, data), TrainConfig(), seed=0, progress=False)
+    idx = np.r_[np.arange(40), np.arange(12)]  # some rows twice: repeated items and users
+    rows, items = data.train.request[idx], data.train.item[idx]
+    assert np.unique(items).size < idx.size
+    assert np.unique(data.requests.scenario[rows]).size > 1
+    trainer.model.eval()
+    got = trainer.recall_loss(trainer.model, rows, items)
+    want = _reference_recall_loss(trainer, trainer.model, rows, items)
+    assert got.item() == pytest.approx(want.item(), rel=1e-5)
 
 
 def test_info_nce_reference():
