@@ -394,7 +394,7 @@ def bench_training(config: Config, steps: int, rounds: int, seed: int = 0) -> Se
     import torch
 
     from models.pipeline import load_data
-    from models.train import TrainConfig, Trainer
+    from models.train import TrainConfig, Trainer, make_optimizer
     from models.zoo import LEARNED, ModelConfig, PerScenario
 
     sec = Section("training")
@@ -422,10 +422,7 @@ def bench_training(config: Config, steps: int, rounds: int, seed: int = 0) -> Se
             if isinstance(model, PerScenario)
             else [(model, np.arange(len(ex)))]
         )
-        opts = [
-            torch.optim.AdamW(m.parameters(), lr=tcfg.lr, weight_decay=tcfg.weight_decay)
-            for m, _ in jobs
-        ]
+        opts = [make_optimizer(m, tcfg) for m, _ in jobs]
 
         def step(i: int, name=name, jobs=jobs, opts=opts, trainer=trainer) -> None:
             m, pool = jobs[i % len(jobs)]

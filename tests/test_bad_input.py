@@ -196,7 +196,7 @@ def check_error(stderr: str, pattern: str) -> str:
 
 def _save(ctx: Ctx, path: Path, name: str, *, spec=None, train_hash=None, tamper=False) -> None:
     """A real (untrained) checkpoint of `name`, possibly for another feature spec."""
-    from models.checkpoint import save_checkpoint
+    from models.checkpoint import FORMAT, save_checkpoint
     from models.zoo import ModelConfig, build_model
 
     cfg = ModelConfig(name, spec or ctx.data.spec)
@@ -204,7 +204,7 @@ def _save(ctx: Ctx, path: Path, name: str, *, spec=None, train_hash=None, tamper
     if tamper:  # right record, wrong weights: drop one tensor
         state = model.state_dict()
         state.pop(next(iter(state)))
-        payload = {"format": 1, "model_name": name, "model_config": json.dumps(cfg.to_dict()),
+        payload = {"format": FORMAT, "model_name": name, "model_config": json.dumps(cfg.to_dict()),
                    "train_hash": train_hash, "extra": "{}", "state_dict": state}  # fmt: skip
         torch.save(payload, path)
         return
