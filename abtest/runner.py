@@ -40,6 +40,7 @@ class RunOptions:
     replay: Path | None = None  # a log folder (or parquet file) whose sessions drive arrivals
     fixed_sessions: bool = False
     workers: int = 1  # > 1: Ray tasks, one per user shard (abtest.scale)
+    epochs: int | None = None  # recall fine-tuning epochs (default: TrainConfig's)
     progress: bool = True
     command: str = ""
 
@@ -72,9 +73,13 @@ class Prepared:
     data: object
 
 
-def prepare(config: Config, names: list[str], progress: bool = True) -> Prepared:
-    """Logs generated if missing, models trained if missing (cached), the world built."""
-    from models.pipeline import get_model, load_data
+def prepare(
+    config: Config, names: list[str], progress: bool = True, epochs: int | None = None
+) -> Prepared:
+    """Logs generated if missing, models trained if missing (cached), the world built.
+    `epochs` overrides the default fine-tuning epochs (another training hash, so another
+    cached checkpoint)."""
+    from models.pipeline import get_model, load_data, train_config
     from models.zoo import check_model_name
     from simulator.generation import log_dir_for
     from simulator.logs import read_logs
@@ -87,7 +92,9 @@ def prepare(config: Config, names: list[str], progress: bool = True) -> Prepared
     recallers, checkpoints = {}, {}
     for name in dict.fromkeys(names):
         _say(f"[2/4] model {name!r} (seed {config.seed})")
-        ready = get_model(name, data, config.seed, progress=progress)
+        ready = get_model(
+            name, data, config.seed, train_cfg=train_config(epochs), progress=progress
+        )
         how = f"trained in {ready.train_seconds:.0f} s" if ready.trained_now else "cached"
         _say(f"      {how}" + (f": {ready.checkpoint}" if ready.checkpoint else ""))
         recallers[name] = ready.recaller
@@ -117,7 +124,7 @@ def run_ab(config: Config, opts: RunOptions) -> tuple[dict, Path]:
     if opts.replay is not None:  # checked before anything slow runs
         path = opts.replay / "logs.parquet" if opts.replay.is_dir() else opts.replay
         replay = read_logs(path, scenarios=config.scenario_names)
-    prep = prepare(config, [opts.control, opts.treatment], opts.progress)
+    prep = prepare(config, [opts.control, opts.treatment], opts.progress, opts.epochs)
     world, logs, recallers, checkpoints = prep.world, prep.logs, prep.recallers, prep.checkpoints
     policies = tuple(
         build_policy(name, world, recallers[name], config.serving, seed)

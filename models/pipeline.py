@@ -40,6 +40,11 @@ class Ready:
     history: list
 
 
+def train_config(epochs: int | None = None) -> TrainConfig:
+    """The default training config, with `epochs` fine-tuning epochs if given."""
+    return TrainConfig() if epochs is None else TrainConfig(max_epochs=epochs)
+
+
 def checkpoint_path(data: Dataset, model_cfg: ModelConfig, train_cfg: TrainConfig, seed: int):
     th = training_hash(data, model_cfg, train_cfg, seed)
     return cache_dir() / "models" / data.data_hash / f"{model_cfg.name}-seed{seed}-{th}.pt", th

@@ -307,6 +307,17 @@ def test_each_model_overfits_a_tiny_set(data, name):
     assert np.mean(hits) > 0.9
 
 
+def test_epochs_override_gives_its_own_checkpoint(data):
+    from models.pipeline import checkpoint_path, train_config
+
+    assert train_config() == TrainConfig()
+    assert train_config(8) == TrainConfig(max_epochs=8)
+    cfg = ModelConfig("sass", data.spec)
+    default, _ = checkpoint_path(data, cfg, train_config(), 0)
+    longer, _ = checkpoint_path(data, cfg, train_config(8), 0)
+    assert default != longer and default.parent == longer.parent
+
+
 def test_checkpoint_round_trip_and_refusals(data, tmp_path):
     cfg, tcfg = _small("sass_base", data), TrainConfig()
     model = build_model(cfg, data.items)
