@@ -12,6 +12,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from abtest.argtypes import name_list
 from abtest.config import Config, load_config
 from abtest.errors import UserError
 from abtest.fileio import check_writable_dir
@@ -73,14 +74,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
 def _model_names(text: str) -> list[str]:
     from models.zoo import MODEL_NAMES
 
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    unknown = [n for n in names if n not in MODEL_NAMES]
-    if unknown or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown model {', '.join(map(repr, unknown)) or '(none given)'}; "
-            f"known models: {', '.join(MODEL_NAMES)}"
-        )
-    return names
+    return name_list(text, MODEL_NAMES, "model", "known models")
 
 
 def _epochs_arg(p: argparse.ArgumentParser) -> None:

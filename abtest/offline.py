@@ -58,6 +58,7 @@ import polars as pl
 import simpy
 
 from abtest import fileio, ope
+from abtest.argtypes import name_list
 from abtest.config import Config, config_from_dict, load_config
 from abtest.errors import UserError
 from simulator import keyed
@@ -831,14 +832,7 @@ def write_outputs(out: Path, result: dict) -> dict[str, Path]:
 
 
 def _estimator_list(text: str) -> list[str]:
-    names = [n.strip() for n in text.split(",") if n.strip()]
-    bad = [n for n in names if n not in ESTIMATORS]
-    if bad or not names:
-        raise argparse.ArgumentTypeError(
-            f"unknown estimator {', '.join(map(repr, bad)) or '(none given)'}; "
-            f"known: {', '.join(ESTIMATORS)}"
-        )
-    return names
+    return name_list(text, ESTIMATORS, "estimator")
 
 
 def _clip_value(text: str) -> float:

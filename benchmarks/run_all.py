@@ -125,18 +125,11 @@ def reset_peak_rss() -> bool:
 
 
 def random_recaller(world, seed: int):
-    """The `random` floor over the world's pools (as in tests/test_experiment.py)."""
+    """The `random` floor over the world's pools."""
     from models.data import ItemTable
     from models.zoo import Recaller
 
-    it = world.items
-    items = ItemTable(
-        it.category,
-        it.content_type,
-        np.zeros(it.n, dtype=np.int64),
-        tuple(sc.pool for sc in world.scenarios),
-    )
-    return Recaller("random", None, items, seed=seed)
+    return Recaller("random", None, ItemTable.from_world(world), seed=seed)
 
 
 def recall_arms(config: Config, world):
@@ -264,16 +257,7 @@ def bench_batching(config: Config, world, quick: bool, what_if: bool = True) -> 
         # The same two runs in a child process with BLAS/OpenMP pools of one thread: the engine
         # is single-threaded Python, and on a busy 2-core machine pool threads mostly spin.
         env = os.environ | {"OPENBLAS_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--batching-child"]
-        out = subprocess.run(
-            [*cmd, *(["--quick"] if quick else [])],
-            check=True,
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-            env=env,
-        )
-        one = json.loads(out.stdout.strip().splitlines()[-1])
+        one = _child(["--batching-child"], quick, env)
         sec.figures["one_thread_blas_omp"] = one["figures"]
         sec.target(
             "batched / naive, BLAS+OpenMP 1 thread",
@@ -335,19 +319,18 @@ def scale_child(quick: bool, factor: float) -> dict:
     }
 
 
+def _child(args: list[str], quick: bool, env: dict | None = None) -> dict:
+    """This script run again in a child process with `args`; its last stdout line (JSON)."""
+    cmd = [sys.executable, str(Path(__file__).resolve()), *args, *(["--quick"] if quick else [])]
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT, env=env)
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def bench_scale(quick: bool) -> Section:
     sec = Section("scale")
     rows = []
     for f in SCALES:
-        cmd = [sys.executable, str(Path(__file__).resolve()), "--scale-child", str(f)]
-        out = subprocess.run(
-            [*cmd, *(["--quick"] if quick else [])],
-            check=True,
-            capture_output=True,
-            text=True,
-            cwd=ROOT,
-        )
-        rows.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        rows.append(_child(["--scale-child", str(f)], quick))
     one = rows[0]
     sec.figures = {
         "scaled": "traffic.sessions_per_user_day (users, items and per-user state fixed)",

@@ -71,6 +71,18 @@ class ItemTable:
     duration_bucket: np.ndarray  # I int64
     pools: tuple[np.ndarray, ...]  # per scenario: sorted item ids
 
+    @classmethod
+    def from_world(cls, world) -> ItemTable:
+        """A synthetic world's items as a model sees them (no logs needed): what the floors
+        and the simulator's tests and benchmarks serve from."""
+        it = world.items
+        return cls(
+            it.category.astype(np.int64),
+            it.content_type.astype(np.int64),
+            duration_buckets(it.duration),
+            tuple(sc.pool for sc in world.scenarios),
+        )
+
 
 @dataclass(frozen=True)
 class Examples:

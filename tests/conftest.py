@@ -39,3 +39,29 @@ def write_yaml(tmp_path):
         return path
 
     return write
+
+
+def logged_world(tmp_path_factory, tree: dict):
+    """`tree`'s config, its generated log folder, its world and its logs."""
+    from simulator.generation import generate
+    from simulator.logs import read_logs
+    from simulator.world import World
+
+    cfg = config_from_dict(tree, "tiny")
+    out = tmp_path_factory.mktemp("logs")
+    generate(cfg, out, progress=False)
+    logs = read_logs(out / "logs.parquet", scenarios=cfg.scenario_names)
+    return cfg, out, World(cfg), logs
+
+
+AB_DAYS = 2
+
+
+@pytest.fixture(scope="session")
+def tiny_ab(tmp_path_factory):
+    """The tiny world with 2 pre-period and AB_DAYS experiment days, generated once per
+    session for the simulator tests: (config, world, logs)."""
+    tree = tiny_tree()
+    tree["periods"].update({"pre_days": 2, "experiment_days": AB_DAYS})
+    cfg, _, world, logs = logged_world(tmp_path_factory, tree)
+    return cfg, world, logs

@@ -8,30 +8,21 @@ import numpy as np
 import polars as pl
 import pytest
 
-from abtest.config import config_from_dict
 from abtest.experiment import run_experiment, simulate_period
 from abtest.metrics import CLICKS, IMPRESSIONS, METRICS, PAGES, SESSIONS, WATCH
 from models.data import ItemTable
 from models.zoo import Recaller
-from simulator.generation import generate
-from simulator.logs import read_logs
 from simulator.policies import LoggingPolicy, RequestBatch, UniformPolicy
 from simulator.serving import NoisyTruthRanker, OraclePolicy, RecallPolicy
 from simulator.world import World
-from tests.conftest import tiny_tree
+from tests.conftest import AB_DAYS
 
-DAYS = 2
+DAYS = AB_DAYS
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    tree = tiny_tree()
-    tree["periods"].update({"pre_days": 2, "experiment_days": DAYS})
-    cfg = config_from_dict(tree, "tiny")
-    out = tmp_path_factory.mktemp("logs")
-    generate(cfg, out, progress=False)
-    logs = read_logs(out / "logs.parquet", scenarios=cfg.scenario_names)
-    return cfg, World(cfg), logs
+def tiny(tiny_ab):
+    return tiny_ab
 
 
 def _run(tiny, policies, **kw):
@@ -43,14 +34,7 @@ def _run(tiny, policies, **kw):
 
 
 def _random_recaller(world: World) -> Recaller:
-    it = world.items
-    items = ItemTable(
-        it.category,
-        it.content_type,
-        np.zeros(it.n, dtype=np.int64),
-        tuple(sc.pool for sc in world.scenarios),
-    )
-    return Recaller("random", None, items, seed=3)
+    return Recaller("random", None, ItemTable.from_world(world), seed=3)
 
 
 def test_same_policy_in_both_arms_gives_identical_per_user_results(tiny):

@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import torch
 
-from abtest.config import config_from_dict
 from abtest.errors import UserError
 from models.checkpoint import load_checkpoint, save_checkpoint, training_hash
 from models.data import load_dataset
@@ -14,17 +13,14 @@ from models.losses import grouped_sampled_softmax_loss, info_nce, sampled_softma
 from models.parts import ScenarioAdaptiveTransfer, ScenarioLinear, ScenarioRuns
 from models.train import TrainConfig, Trainer, _tensors, make_optimizer, user_features
 from models.zoo import LEARNED, ModelConfig, Recaller, build_model, run_body
-from simulator.generation import generate
-from tests.conftest import tiny_tree
+from tests.conftest import logged_world, tiny_tree
 
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     tree = tiny_tree()
     tree["periods"].update({"pre_days": 3, "experiment_days": 1})
-    cfg = config_from_dict(tree, "tiny")
-    out = tmp_path_factory.mktemp("logs")
-    generate(cfg, out, progress=False)
+    cfg, out, _, _ = logged_world(tmp_path_factory, tree)
     return load_dataset(out, cfg, valid_days=1)
 
 

@@ -5,32 +5,20 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from abtest.config import config_from_dict
 from abtest.experiment import run_experiment
 from abtest.scale import merge, shards
 from models.data import ItemTable
 from models.zoo import Recaller
-from simulator.generation import generate
-from simulator.logs import read_logs
 from simulator.serving import build_policy
-from simulator.world import World
-from tests.conftest import tiny_tree
+from tests.conftest import AB_DAYS
 
-DAYS = 2
+DAYS = AB_DAYS
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    tree = tiny_tree()
-    tree["periods"].update({"pre_days": 2, "experiment_days": DAYS})
-    cfg = config_from_dict(tree, "tiny")
-    out = tmp_path_factory.mktemp("logs")
-    generate(cfg, out, progress=False)
-    logs = read_logs(out / "logs.parquet", scenarios=cfg.scenario_names)
-    world = World(cfg)
-    it = world.items
-    items = ItemTable(it.category, it.content_type, np.zeros(it.n, dtype=np.int64),
-                      tuple(sc.pool for sc in world.scenarios))  # fmt: skip
+def tiny(tiny_ab):
+    cfg, world, logs = tiny_ab
+    items = ItemTable.from_world(world)
     recallers = {"a": Recaller("random", None, items, seed=1), "b": Recaller("random", None, items,
                  seed=2)}  # fmt: skip
     return cfg, world, logs, recallers

@@ -8,15 +8,11 @@ import numpy as np
 import pytest
 
 from abtest.analysis import AnalysisOptions
-from abtest.config import config_from_dict
 from abtest.experiment import run_experiment
 from abtest.validity import aa_study, binomial_band, coverage_study, power_table, rerandomise
-from simulator.generation import generate
-from simulator.logs import read_logs
 from simulator.policies import UniformPolicy
 from simulator.serving import OraclePolicy
-from simulator.world import World
-from tests.conftest import tiny_tree
+from tests.conftest import logged_world, tiny_tree
 
 DAYS = 2
 
@@ -25,11 +21,7 @@ DAYS = 2
 def tiny(tmp_path_factory):
     tree = tiny_tree(n_users=600)
     tree["periods"].update({"pre_days": 2, "experiment_days": DAYS})
-    cfg = config_from_dict(tree, "tiny")
-    out = tmp_path_factory.mktemp("logs")
-    generate(cfg, out, progress=False)
-    logs = read_logs(out / "logs.parquet", scenarios=cfg.scenario_names)
-    world = World(cfg)
+    cfg, _, world, logs = logged_world(tmp_path_factory, tree)
     twin = run_experiment(
         cfg, world, (UniformPolicy(world, 5), OraclePolicy(world)), logs, names=("u", "o"),
         days=DAYS, seed=cfg.seed, progress=False,
