@@ -24,6 +24,7 @@ test-all: $(STAMP)
 	$(PY) -m pytest -m ''
 
 lint: $(STAMP)
+	$(VENV)/bin/lint-imports
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 

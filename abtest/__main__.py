@@ -10,7 +10,7 @@ import sys
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
-from abtest.cli import interrupted, main  # noqa: E402
+from abtest.cli.main import interrupted, main  # noqa: E402
 
 try:
     code = main()

@@ -16,7 +16,7 @@ same numbers come out however the data was split.
 - :func:`mde`, :func:`power_at`, :func:`required_users`: power analysis.
 
 Degenerate data (an empty arm, zero variance, a control mean of 0) gives NaN fields rather
-than exceptions; bad arguments raise :class:`~abtest.errors.UserError` with a message of the
+than exceptions; bad arguments raise :class:`~core.errors.UserError` with a message of the
 form ``"<what>: must be <condition>, got <value>"``.
 """
 
@@ -30,7 +30,7 @@ from typing import Literal
 import numpy as np
 from scipy import stats as sps
 
-from abtest.errors import UserError
+from core.errors import UserError
 
 SRM_THRESHOLD = 0.001
 NAN = float("nan")

@@ -13,10 +13,11 @@ from __future__ import annotations
 import argparse
 import time
 
-from abtest.config import load_config
+from core.config import load_config
 from simulator.engine import Engine
 from simulator.logs import LogWriter
 from simulator.policies import LoggingPolicy
+from simulator.synthetic import SyntheticWorld
 from simulator.world import World
 
 
@@ -36,7 +37,7 @@ def main() -> None:
     parser.add_argument("--days", type=int, default=1)
     args = parser.parse_args()
     cfg = load_config(args.config)
-    world = World(cfg)
+    world = SyntheticWorld(cfg)
     batched, t_batched, logs_b = serve(world, args.days, cfg.engine.batch_window)
     naive, t_naive, logs_n = serve(world, args.days, 0.0)
     rate_b, rate_n = batched.requests / t_batched, naive.requests / t_naive

@@ -15,8 +15,8 @@ from typing import Any
 
 import torch
 
-from abtest import fileio
-from abtest.errors import UserError
+from core import fileio
+from core.errors import UserError
 from models.data import Dataset
 from models.train import TrainConfig
 from models.zoo import ModelConfig, build_model

@@ -26,10 +26,10 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from abtest.config import Config
-from abtest.errors import UserError
+from core import keyed
+from core.config import Config
+from core.errors import UserError
 from models.features import click_histories
-from simulator import keyed
 from simulator.logs import read_logs, validate_side_table
 
 DURATION_EDGES = np.array([10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0])  # seconds

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from abtest import fileio
+from core import fileio
 from models.data import Dataset
 from models.index import IndexSpec, ItemIndex, compare_indexes
-from models.metrics import ranking_metrics, summarise
+from models.ranking_metrics import ranking_metrics, summarise
 from models.train import user_features, validation_targets
 from models.zoo import Recaller
 

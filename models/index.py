@@ -22,7 +22,7 @@ from typing import Literal
 import faiss
 import numpy as np
 
-from abtest.errors import UserError
+from core.errors import UserError
 
 KINDS = ("flat", "hnsw", "ivf")
 MIN_POINTS_PER_CENTROID = 39  # faiss warns when k-means gets fewer training points per list

@@ -24,8 +24,8 @@ from tqdm import tqdm
 
 from models.data import Dataset, Examples, RequestTable
 from models.losses import grouped_sampled_softmax_loss, info_nce
-from models.metrics import ranking_metrics
 from models.parts import ScenarioAdaptiveTransfer
+from models.ranking_metrics import ranking_metrics
 from models.zoo import ModelConfig, PerScenario, Recaller, TwoTower, build_model
 
 

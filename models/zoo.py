@@ -34,7 +34,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from abtest.errors import UserError
+from core import keyed
+from core.errors import UserError
 from models.data import Dataset, FeatureSpec, ItemTable
 from models.parts import (
     MLP,
@@ -50,7 +51,6 @@ from models.parts import (
     rows_scenario,
     wide,
 )
-from simulator import keyed
 
 LEARNED = ("mixed", "single", "shared_bottom", "mmoe", "star", "sass_base", "sass")
 FLOORS = ("popular", "random")

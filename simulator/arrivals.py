@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import stats
 
-from simulator import keyed
+from core import keyed
 from simulator.world import World
 
 DAY = 86_400.0

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
-from abtest.errors import UserError
+from core.errors import UserError
 from simulator.logs import UNIFORM, UTC_US, validate_logs
 
 STANDARD = "standard"

@@ -19,11 +19,12 @@ from pathlib import Path
 
 import polars as pl
 
-from abtest import fileio
-from abtest.config import Config
+from core import fileio
+from core.config import Config
 from simulator.engine import Engine, EngineStats
 from simulator.logs import LogWriter, start_datetime, world_tables
 from simulator.policies import LoggingPolicy
+from simulator.synthetic import SyntheticWorld
 from simulator.world import World
 
 LOGS, USERS, ITEMS, MANIFEST = "logs.parquet", "users.parquet", "items.parquet", "manifest.json"
@@ -109,7 +110,7 @@ def generate(config: Config, out_dir: str | Path, *, progress: bool = True) -> G
     """Simulate the logging policy over both periods and write the log folder `out_dir`."""
     out = fileio.check_writable_dir(out_dir)
     t0 = time.perf_counter()
-    world = World(config)
+    world = SyntheticWorld(config)
     policy = LoggingPolicy(world, config.seed)
     stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
     try:

@@ -35,8 +35,8 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from abtest import fileio
-from abtest.errors import UserError
+from core import fileio
+from core.errors import UserError
 from simulator.policies import RequestBatch, Slates
 from simulator.world import Responses, World
 

@@ -30,7 +30,7 @@ from typing import Protocol
 import numpy as np
 from scipy import special
 
-from simulator import keyed
+from core import keyed
 from simulator.world import World
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from abtest.errors import UserError
+from core.errors import UserError
 from simulator.arrivals import DAY, PAGE_SLOTS, DaySchedule
 from simulator.logs import logical_seconds, start_datetime
 from simulator.world import World

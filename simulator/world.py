@@ -1,38 +1,19 @@
-"""The ground-truth synthetic world: users, items, scenarios and the response model.
+"""The world the engine serves: its users, items and scenarios, and the `World` protocol.
 
 Shapes: U users, I items, S scenarios, d latent dims, B requests, K slate positions.
 
-* Users have a shared interest vector ``g`` and one specific vector per scenario; the
-  preference in scenario s is ``normalise(sqrt(w_s) g + sqrt(1 - w_s) h_s)`` with w_s the
-  scenario's ``shared_interest``. Activity is lognormal (heavy tail, mean 1); profile
-  features are categorical draws whose logits are projections of ``g`` (so they carry
-  signal about interests).
-* Items have a latent vector clustered by category, a content type, a lognormal duration
-  and a quality bias. Each scenario sees a rotated view of the vector (``item_view_shift``):
-  the same item means something different in a different scenario.
-* Affinity(u, i, s) = affinity_scale * cos(pref_us, view_is) + quality_i.
-* Response, vectorised over B x K exposures: click (or, in immersive scenarios, a "view"
-  rather than a skip) with P = sigmoid(affinity + base_s) * position_bias_s[k]; watch time =
-  duration * completion, completion ~ Beta with mean sigmoid(c0 + c1 * affinity); in
-  immersive scenarios every exposure autoplays for a short exponential skip time and a view
-  watches on from there (skip + (duration - skip) * completion); after the page the user continues
-  with P = sigmoid(b0 + b_click * CTR(page) + b_watch * completion(page)).
-
-Every draw in the response comes from :mod:`simulator.keyed`, keyed by request and
-position, so responses do not depend on how requests are batched.
+The engine, serving, the truth twin and OPE truth depend on :class:`World`, never on one
+world class. :mod:`simulator.synthetic` holds the synthetic ground truth that implements it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
+from typing import Protocol
 
 import numpy as np
-from scipy import special
 
-from abtest.config import Config
-from abtest.errors import UserError
-from simulator import keyed
+from core.config import Config
 
 FEED, IMMERSIVE = "feed", "immersive"
 
@@ -88,167 +69,36 @@ class Responses:
     think_time: np.ndarray  # B float64 seconds until the next page would be requested
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    return x / np.linalg.norm(x, axis=-1, keepdims=True)
+class World(Protocol):
+    """What the engine, serving, the twin and OPE truth call on a world.
 
-
-def _random_rotation(rng: np.random.Generator, d: int) -> np.ndarray:
-    q, r = np.linalg.qr(rng.standard_normal((d, d)))
-    return q * np.sign(np.diag(r))
-
-
-GRID = 2.0**-12
-
-
-def quantise(x: np.ndarray) -> np.ndarray:
-    """Round to multiples of 2^-12.
-
-    True vectors live on this grid so that inner products are exact in float64 (each product
-    is a multiple of 2^-24 and a sum of up to 512 of them needs at most 33 bits), hence
-    independent of BLAS summation order: the same user gets bit-identical scores whatever
-    batch it is served in.
+    The synthetic world (:class:`simulator.synthetic.SyntheticWorld`) implements it; a
+    world fitted from logs must too, and then plugs in without touching the engine.
+    Shapes: B requests, K slate positions, N items.
     """
-    return np.round(x / GRID) * GRID
 
-
-def row_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(B x d) . (B x K x d) -> B x K inner products (exact for grid vectors)."""
-    return np.einsum("bd,bkd->bk", a, b)
-
-
-def matrix_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """(B x d) @ (N x d).T -> B x N inner products (exact for grid vectors)."""
-    return a @ b.T
-
-
-class World:
-    """The ground truth. Built deterministically from a config (and its seed)."""
-
-    def __init__(self, config: Config):
-        self.config = config
-        wc = config.world
-        rng = np.random.default_rng([config.seed, 0x5EED])
-        d, n_users, n_items = wc.latent_dim, wc.n_users, wc.n_items
-        n_scen = len(config.scenarios)
-
-        # Users.
-        shared = _unit(rng.standard_normal((n_users, d)))
-        specific = _unit(rng.standard_normal((n_scen, n_users, d)))
-        w = np.array([s.shared_interest for s in config.scenarios])[:, None, None]
-        preference = quantise(_unit(np.sqrt(w) * shared[None] + np.sqrt(1 - w) * specific))
-        sigma = wc.activity_sigma
-        activity = rng.lognormal(-(sigma**2) / 2, sigma, n_users)
-        profile_names = tuple(wc.profile_features)
-        profile = np.empty((n_users, len(profile_names)), dtype=np.int32)
-        for f, name in enumerate(profile_names):
-            levels = wc.profile_features[name]
-            proj = rng.standard_normal((d, levels)) * np.sqrt(d)
-            logits = wc.profile_signal * shared @ proj + rng.gumbel(size=(n_users, levels))
-            profile[:, f] = logits.argmax(axis=1)
-        self.users = Users(shared, preference, activity, profile, profile_names)
-
-        # Items.
-        centroids = _unit(rng.standard_normal((wc.n_categories, d)))
-        category = rng.integers(0, wc.n_categories, n_items).astype(np.int32)
-        noise = rng.standard_normal((n_items, d)) / np.sqrt(d)
-        latent = _unit(centroids[category] + wc.category_spread * noise)
-        ct_names = tuple(wc.content_types)
-        ct_share = np.array([wc.content_types[c].share for c in ct_names])
-        content_type = rng.choice(len(ct_names), size=n_items, p=ct_share / ct_share.sum())
-        content_type = content_type.astype(np.int32)
-        mean_dur = np.array([wc.content_types[c].mean_duration for c in ct_names])[content_type]
-        ds = wc.duration_sigma
-        duration = rng.lognormal(np.log(mean_dur) - ds**2 / 2, ds)
-        quality = rng.normal(0.0, wc.quality_sd, n_items)
-        views = np.empty((n_scen, n_items, d))
-        for s, sc in enumerate(config.scenarios):
-            theta = sc.item_view_shift * np.pi / 2
-            rot = _random_rotation(rng, d)
-            views[s] = quantise(_unit(np.cos(theta) * latent + np.sin(theta) * latent @ rot.T))
-        self.items = Items(latent, views, category, content_type, ct_names, duration, quality)
-
-        # Scenarios.
-        scenarios = []
-        for s, sc in enumerate(config.scenarios):
-            allowed = np.array([ct_names.index(c) for c in sc.content_types])
-            pool = np.flatnonzero(np.isin(content_type, allowed))
-            need = sc.slate_size * config.logging_policy.tier_size
-            if pool.size < need:
-                raise UserError(
-                    f"scenarios[{s}] ({sc.name}): item pool has {pool.size} items, fewer than "
-                    f"slate_size x logging_policy.tier_size = {need}; add items or content types"
-                )
-            bias = 1.0 / (1.0 + np.arange(sc.slate_size)) ** sc.position_decay
-            scenarios.append(
-                Scenario(
-                    s,
-                    sc.name,
-                    sc.kind,
-                    sc.traffic_share,
-                    pool,
-                    sc.slate_size,
-                    sc.base_logit,
-                    bias,
-                    sc.shared_interest,
-                )
-            )
-        self.scenarios: tuple[Scenario, ...] = tuple(scenarios)
-
-    # ------------------------------------------------------------------ truth functions
-
-    @cached_property
-    def pool_masks(self) -> np.ndarray:
-        """S x I bool: item i is in scenario s's pool."""
-        mask = np.zeros((len(self.scenarios), self.items.n), dtype=bool)
-        for sc in self.scenarios:
-            mask[sc.index, sc.pool] = True
-        return mask
+    config: Config
+    users: Users
+    items: Items
+    scenarios: tuple[Scenario, ...]
 
     def affinity(self, scenario: int, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        """True affinity of B users for their B x K items in `scenario` (click-logit units)."""
-        pref = self.users.preference[scenario, users]
-        view = self.items.views[scenario, items]
-        cos = row_dot(pref, view)
-        return self.config.world.affinity_scale * cos + self.items.quality[items]
+        """B x K affinity of B users for their B x K items (click-logit units)."""
+        ...
 
     def affinity_matrix(self, scenario: int, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """B x N affinities of B users for one shared list of N items."""
-        pref = self.users.preference[scenario, users]
-        cos = matrix_dot(pref, self.items.views[scenario, items])
-        return self.config.world.affinity_scale * cos + self.items.quality[items][None, :]
+        ...
 
     def click_probability(self, scenario: int, affinity: np.ndarray) -> np.ndarray:
         """B x K probability of a click (a view, in immersive scenarios) at positions 0..K-1."""
-        sc = self.scenarios[scenario]
-        k = affinity.shape[-1]
-        return special.expit(affinity + sc.base_logit) * sc.position_bias[:k]
+        ...
 
-    def completion_mean(self, affinity: np.ndarray) -> np.ndarray:
-        c = self.config.world.completion
-        return special.expit(c.intercept + c.slope * affinity)
-
-    def expected_watch_time(self, scenario: int, items: np.ndarray, affinity: np.ndarray):
-        """B x K expected watch time (seconds) of each exposure, clicks and skips included."""
-        sc = self.scenarios[scenario]
-        dur = self.items.duration[items]
-        p = self.click_probability(scenario, affinity)
-        completion = self.completion_mean(affinity)
-        if sc.kind == IMMERSIVE:
-            # S = min(duration, m Exp(1)) autoplays; E[S] = m (1 - exp(-duration / m)); a view
-            # (independent of S) then watches a completion share of the rest.
-            m = self.config.world.skip_seconds
-            skip = m * (1 - np.exp(-dur / m))
-            return skip + p * completion * (dur - skip)
-        return p * dur * completion
-
-    def continue_probability(self, click: np.ndarray, watch_fraction: np.ndarray) -> np.ndarray:
-        """B probability of going on after a page, from its CTR and mean watched fraction."""
-        lv = self.config.leave
-        ctr = click.mean(axis=-1)
-        completion = watch_fraction.mean(axis=-1)
-        return special.expit(lv.intercept + lv.click_weight * ctr + lv.watch_weight * completion)
-
-    # ------------------------------------------------------------------ sampling
+    def expected_watch_time(
+        self, scenario: int, items: np.ndarray, affinity: np.ndarray
+    ) -> np.ndarray:
+        """B x K expected watch time (seconds) of each exposure."""
+        ...
 
     def respond(
         self,
@@ -259,35 +109,5 @@ class World:
         page: np.ndarray,
         seed: int,
     ) -> Responses:
-        """Sample the users' responses to B slates (B x K items) keyed by request and position."""
-        sc = self.scenarios[scenario]
-        b, k = items.shape
-        rid = request_ids[:, None]
-        pos = np.arange(k)[None, :]
-        aff = self.affinity(scenario, users, items)
-        p_click = self.click_probability(scenario, aff)
-        click = keyed.uniform(seed, "click", rid, pos) < p_click
-        dur = self.items.duration[items]
-        completion = np.zeros((b, k))  # share of the item watched beyond any skip; 0 unless clicked
-        rows, cols = np.nonzero(click)
-        if rows.size:  # completion is only drawn where the item is watched
-            mean = self.completion_mean(aff[rows, cols])
-            conc = self.config.world.completion.concentration
-            completion[rows, cols] = keyed.beta(
-                seed, "completion", mean * conc, (1 - mean) * conc, rid[rows, 0], cols
-            )
-        if sc.kind == IMMERSIVE:
-            # Every exposure autoplays for a skip time; a view then watches on from there.
-            skip = self.config.world.skip_seconds * keyed.exponential(seed, "skip", rid, pos)
-            skip = np.minimum(dur, skip)
-            watch = skip + (dur - skip) * completion
-        else:
-            watch = dur * completion
-        p_cont = self.continue_probability(click, watch / dur)
-        cont = keyed.uniform(seed, "leave", request_ids) < p_cont
-        cont &= page + 1 < self.config.leave.max_pages
-        browse = 2.0 + self.config.traffic.browse_seconds * keyed.exponential(
-            seed, "browse", request_ids
-        )
-        think = watch.sum(axis=1) + browse
-        return Responses(click.astype(np.int8), watch, cont, think)
+        """The users' sampled responses to B slates (B x K items), keyed by request and position."""
+        ...

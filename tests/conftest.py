@@ -3,15 +3,29 @@
 from __future__ import annotations
 
 import copy
+import warnings
 from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, settings
 
-from abtest.config import Config, config_from_dict
+from core.config import Config, config_from_dict
 
 ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures"
 DEFAULT_YAML = ROOT / "scenarios.yaml"
+
+# hypothesis settings of the property tests: few examples, no deadline (2 slow cores)
+FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.fixture
+def no_warnings():
+    """A warning printed by a command breaks its one-line error contract: none allowed."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
 
 
 def default_tree() -> dict:
@@ -45,13 +59,13 @@ def logged_world(tmp_path_factory, tree: dict):
     """`tree`'s config, its generated log folder, its world and its logs."""
     from simulator.generation import generate
     from simulator.logs import read_logs
-    from simulator.world import World
+    from simulator.synthetic import SyntheticWorld
 
     cfg = config_from_dict(tree, "tiny")
     out = tmp_path_factory.mktemp("logs")
     generate(cfg, out, progress=False)
     logs = read_logs(out / "logs.parquet", scenarios=cfg.scenario_names)
-    return cfg, out, World(cfg), logs
+    return cfg, out, SyntheticWorld(cfg), logs
 
 
 AB_DAYS = 2

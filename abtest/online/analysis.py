@@ -1,0 +1,350 @@
+"""From an experiment's per-user sums to the results dict (the `results.json` contract).
+
+The analysis unit is the user (users are what is randomised). Per scenario, the users
+analysed are the experiment's users (holdout excluded) who had at least one session in the
+scenario; arrivals do not depend on the arm in this simulator, so that set is not shaped by
+the treatment. Metrics:
+
+* ``ctr`` = clicks / impressions, a ratio analysed by the delta method (per-user pairs);
+* ``watch_time_per_user``, ``clicks_per_user``, ``pages_per_user``: per-user means, Welch t.
+
+With CUPED each metric is adjusted by the same metric's pre-period value (per user, same
+scenario; 0 for users without pre-period traffic). p-values are corrected across scenario ×
+metric (Benjamini-Hochberg by default); ``overall`` is its own family. Each scenario's
+``true_lift`` comes from the truth twin: the same users' values with every one of them
+served by the control and by the treatment (the finite-population lift the test estimates).
+
+Daily looks: every statistic is recomputed on the data up to each day, giving the
+cumulative lift, its CI, the naive p-value and the always-valid mSPRT p-value.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from abtest import stats
+from abtest.online.experiment import ARMS, ExperimentData
+from abtest.online.user_stats import CLICKS, IMPRESSIONS, PAGES, SESSIONS, WATCH
+
+METRICS = ("ctr", "watch_time_per_user", "clicks_per_user", "pages_per_user")
+DAILY_METRICS = ("ctr", "watch_time_per_user")
+_COLUMN = {"watch_time_per_user": WATCH, "clicks_per_user": CLICKS, "pages_per_user": PAGES}
+SEGMENTS = ("cold", "light", "heavy")
+
+
+@dataclass(frozen=True)
+class AnalysisOptions:
+    alpha: float = 0.05
+    cuped: bool = True
+    correction: str = "bh"
+    low_traffic_share: float = 0.10  # scenarios below this traffic share are "low traffic"
+    bootstrap: int = 0  # > 0: also a percentile bootstrap CI (no CUPED) with this many draws
+    seed: int = 0  # of the bootstrap's resampling
+
+
+def _num(x: float | None) -> float | None:
+    """A finite float rounded to 12 significant digits, else None.
+
+    numpy's vectorised float reductions may group additions differently depending on the
+    memory alignment of a fresh array, so two runs of the same seed can differ in the last
+    bit; 12 digits keep every meaningful digit and make the reports identical.
+    """
+    if x is None:
+        return None
+    x = float(x)
+    return None if math.isnan(x) or math.isinf(x) else float(f"{x:.12g}")
+
+
+def _columns(sums: np.ndarray, pre: np.ndarray, metric: str) -> np.ndarray:
+    """N x k per-user columns for `metric` from N x 5 experiment and pre-period sums."""
+    if metric == "ctr":
+        return np.stack(
+            [sums[:, CLICKS], sums[:, IMPRESSIONS], pre[:, CLICKS], pre[:, IMPRESSIONS]], axis=1
+        )
+    c = _COLUMN[metric]
+    return np.stack([sums[:, c], pre[:, c]], axis=1)
+
+
+def _test(ctrl: np.ndarray, trt: np.ndarray, metric: str, opts: AnalysisOptions):
+    mc, mt = stats.Moments.from_array(ctrl), stats.Moments.from_array(trt)
+    # CUPED needs pre-period variation; without it (e.g. only cold users) fall back to plain.
+    cuped = opts.cuped and bool(np.ptp(np.concatenate([ctrl[:, -1], trt[:, -1]])) > 0)
+    test = stats.ratio_test if metric == "ctr" else stats.mean_test
+    return test(mc, mt, cuped=cuped, alpha=opts.alpha)
+
+
+def _value(sums: np.ndarray, metric: str) -> float:
+    """The metric over a population of users (N x 5 sums)."""
+    if sums.shape[0] == 0:
+        return float("nan")
+    if metric == "ctr":
+        imp = sums[:, IMPRESSIONS].sum()
+        return float(sums[:, CLICKS].sum() / imp) if imp > 0 else float("nan")
+    return float(sums[:, _COLUMN[metric]].mean())
+
+
+class _Frame:
+    """Per-user sums of one experiment, sliced by scenario, users and days."""
+
+    def __init__(self, data: ExperimentData):
+        self.data = data
+        self.obs = data.observed.values  # 2 x S x U x D x 5, arm axis = serving policy
+        self.assign = data.assignment
+        # S x U x D: the user has had a session in the scenario by the end of day d (computed
+        # once: visitors() is asked per scenario, segment and daily look)
+        sessions = self.obs[..., SESSIONS].sum(axis=0).cumsum(axis=-1)
+        self.seen = sessions > 0
+        self.seen_any = self.seen.any(axis=0)  # U x D
+
+    def sums(self, arm: int, scenario: int | None, users: np.ndarray, days: int) -> np.ndarray:
+        v = self.obs[arm] if scenario is None else self.obs[arm, scenario][None]
+        return v[:, users, :days].sum(axis=(0, 2))
+
+    def pre(self, scenario: int | None, users: np.ndarray) -> np.ndarray:
+        p = self.data.pre if scenario is None else self.data.pre[scenario][None]
+        return p[:, users].sum(axis=0)
+
+    def truth(self, policy: int, scenario: int | None, users: np.ndarray) -> np.ndarray | None:
+        if self.data.truth is None:
+            return None
+        v = self.data.truth[policy] if scenario is None else self.data.truth[policy, scenario][None]
+        return v[:, users].sum(axis=(0, 2))
+
+    def visitors(self, scenario: int | None, days: int, among: np.ndarray) -> np.ndarray:
+        """Users of `among` with a session in the scenario (any, if None) by day `days`."""
+        seen = self.seen_any if scenario is None else self.seen[scenario]
+        return among[seen[among, days - 1]]
+
+
+def _metric_block(
+    frame: _Frame,
+    scenario: int | None,
+    users: np.ndarray,
+    days: int,
+    metric: str,
+    opts: AnalysisOptions,
+) -> tuple[dict, stats.LiftResult]:
+    arm = frame.assign[users]
+    cols = {}
+    for a in (0, 1):
+        u = users[arm == a]
+        cols[a] = _columns(frame.sums(a, scenario, u, days), frame.pre(scenario, u), metric)
+    res = _test(cols[0], cols[1], metric, opts)
+    boot = None
+    if opts.bootstrap > 0 and min(len(cols[0]), len(cols[1])) >= 2:
+        rng = np.random.default_rng([opts.seed, -1 if scenario is None else scenario, len(users)])
+        lo_b, hi_b = stats.bootstrap_lift_ci(
+            cols[0],
+            cols[1],
+            ratio=metric == "ctr",
+            n_boot=opts.bootstrap,
+            alpha=opts.alpha,
+            rng=rng,
+        )
+        boot = [_num(lo_b), _num(hi_b)]
+    true_lift = None
+    t_c, t_t = frame.truth(0, scenario, users), frame.truth(1, scenario, users)
+    if t_c is not None:
+        c_val, t_val = _value(t_c, metric), _value(t_t, metric)
+        true_lift = _num(t_val / c_val - 1) if c_val else None
+    lo, hi = _num(res.ci_low), _num(res.ci_high)
+    mde = stats.mde(res.control, res.diff_se, alpha=opts.alpha)
+    power = (
+        stats.power_at(true_lift, res.control, res.diff_se, alpha=opts.alpha)
+        if true_lift is not None
+        else float("nan")
+    )
+    block = {
+        "control": _num(res.control),
+        "treatment": _num(res.treatment),
+        "lift": _num(res.lift),
+        "ci_low": lo,
+        "ci_high": hi,
+        "p_value": _num(res.p_value),
+        "p_adjusted": None,
+        "significant": False,
+        "true_lift": true_lift,
+        "true_in_ci": (
+            None if true_lift is None or lo is None or hi is None else bool(lo <= true_lift <= hi)
+        ),
+        "mde": _num(mde),
+        "power": _num(power),
+        "cuped": bool(res.cuped),
+    }
+    if boot is not None:
+        block["bootstrap_ci"] = boot
+    return block, res
+
+
+def _adjust(blocks: list[dict], opts: AnalysisOptions) -> None:
+    p = [np.nan if b["p_value"] is None else b["p_value"] for b in blocks]
+    if not p:
+        return
+    adj = stats.adjust_p_values(p, method=opts.correction)
+    for b, a in zip(blocks, adj, strict=True):
+        b["p_adjusted"] = _num(a)
+        b["significant"] = bool(b["p_adjusted"] is not None and b["p_adjusted"] < opts.alpha)
+
+
+def segments_of(data: ExperimentData) -> np.ndarray:
+    """U segment codes from pre-period pages: 0 cold (none), 1 light, 2 heavy (above median)."""
+    pages = data.pre[:, :, PAGES].sum(axis=0)
+    seg = np.zeros(pages.shape[0], dtype=np.int64)
+    active = pages > 0
+    if active.any():
+        median = np.median(pages[active])
+        seg[active] = np.where(pages[active] > median, 2, 1)
+    return seg
+
+
+def _daily(frame: _Frame, scenario: int | None, users_all: np.ndarray, opts: AnalysisOptions):
+    out = {}
+    days = frame.data.days
+    looks = []
+    for d in range(1, days + 1):
+        users = frame.visitors(scenario, d, users_all)
+        looks.append(
+            {m: _metric_block(frame, scenario, users, d, m, opts)[1] for m in DAILY_METRICS}
+        )
+    for m in DAILY_METRICS:
+        diffs = np.array([lk[m].diff for lk in looks])
+        var = np.array([lk[m].diff_se ** 2 for lk in looks])
+        final = var[-1]
+        if np.isfinite(final) and final > 0:
+            tau2 = stats.msprt_tau2(final, alpha=opts.alpha)
+            always = stats.msprt_p_values(diffs, var, tau2=tau2)
+        else:
+            always = np.full(days, np.nan)
+        out[m] = {
+            "day": list(range(1, days + 1)),
+            "lift": [_num(lk[m].lift) for lk in looks],
+            "ci_low": [_num(lk[m].ci_low) for lk in looks],
+            "ci_high": [_num(lk[m].ci_high) for lk in looks],
+            "p_naive": [_num(lk[m].p_value) for lk in looks],
+            "p_always_valid": [_num(p) for p in always],
+        }
+    return out
+
+
+def _distribution(frame: _Frame, scenario: int | None, users: np.ndarray) -> dict:
+    arm = frame.assign[users]
+    per = {
+        a: frame.sums(i, scenario, users[arm == i], frame.data.days)[:, WATCH]
+        for i, a in enumerate(ARMS)
+    }
+    top = max((float(v.max()) for v in per.values() if v.size), default=1.0)
+    edges = np.concatenate([[0.0], np.geomspace(1.0, max(top, 2.0) * 1.0001, 40)])
+    return {"edges": edges.tolist()} | {
+        a: np.histogram(v, bins=edges)[0].tolist() for a, v in per.items()
+    }
+
+
+def analyse(
+    data: ExperimentData,
+    traffic: dict[str, float],
+    expected: dict[str, float],
+    opts: AnalysisOptions | None = None,
+    *,
+    daily: bool = True,
+    extras: bool = True,
+) -> dict:
+    """The results dict for `data` (see :mod:`abtest.report.document` for the contract)."""
+    opts = opts or AnalysisOptions()
+    frame = _Frame(data)
+    days = data.days
+    in_exp = np.flatnonzero(data.assignment >= 0)
+    visitors = frame.visitors(None, days, in_exp)
+    users_per_arm = {a: int((data.assignment[visitors] == i).sum()) for i, a in enumerate(ARMS)}
+    srm = stats.srm_test(users_per_arm, expected)
+    result: dict = {
+        "treatment": data.arms[1],
+        "control": data.arms[0],
+        "seed": data.seed,
+        "days": days,
+        "alpha": opts.alpha,
+        "correction": opts.correction,
+        "cuped": opts.cuped,
+        "synthetic": data.truth is not None,
+        "srm": {
+            "statistic": _num(srm.statistic),
+            "p_value": _num(srm.p_value),
+            "flagged": bool(srm.flagged),
+            "users": users_per_arm,
+            "expected": dict(expected),
+        },
+        "scenarios": {},
+        "overall": {},
+    }
+    family = []
+    for s, name in enumerate(data.scenarios):
+        users = frame.visitors(s, days, in_exp)
+        entry = {
+            "traffic_share": traffic[name],
+            "traffic": "low" if traffic[name] < opts.low_traffic_share else "high",
+            "users": {a: int((data.assignment[users] == i).sum()) for i, a in enumerate(ARMS)},
+            "metrics": {},
+        }
+        for m in METRICS:
+            entry["metrics"][m] = _metric_block(frame, s, users, days, m, opts)[0]
+            family.append(entry["metrics"][m])
+        result["scenarios"][name] = entry
+    _adjust(family, opts)
+    overall = {"users": users_per_arm, "metrics": {}}
+    for m in METRICS:
+        overall["metrics"][m] = _metric_block(frame, None, visitors, days, m, opts)[0]
+    _adjust(list(overall["metrics"].values()), opts)
+    result["overall"] = overall
+
+    if not extras:  # re-randomisation studies need only the headline tests
+        return result
+    seg = segments_of(data)
+    result["segments"] = {}
+    for code, seg_name in enumerate(SEGMENTS):
+        fam, block = [], {"scenarios": {}}
+        for s, name in enumerate(data.scenarios):
+            users = frame.visitors(s, days, in_exp[seg[in_exp] == code])
+            sub = {
+                "users": {a: int((data.assignment[users] == i).sum()) for i, a in enumerate(ARMS)}
+            }
+            sub["metrics"] = {
+                m: _metric_block(frame, s, users, days, m, opts)[0] for m in DAILY_METRICS
+            }
+            fam += list(sub["metrics"].values())
+            block["scenarios"][name] = sub
+        _adjust(fam, opts)
+        result["segments"][seg_name] = block
+
+    if daily:
+        result["daily"] = {
+            name: _daily(frame, s, in_exp, opts) for s, name in enumerate(data.scenarios)
+        } | {"overall": _daily(frame, None, in_exp, opts)}
+    result["distributions"] = {
+        name: _distribution(frame, s, frame.visitors(s, days, in_exp))
+        for s, name in enumerate(data.scenarios)
+    } | {"overall": _distribution(frame, None, visitors)}
+    result["serving"] = {
+        "requests": data.requests,
+        "exposures": data.exposures,
+        "requests_per_second": _num(data.requests_per_second),
+        "wall_seconds": _num(data.wall_seconds),
+        "twin_wall_seconds": _num(data.twin_wall_seconds),
+        "latency": {
+            a: {"p50_ms": _num(lat.p50_ms), "p99_ms": _num(lat.p99_ms), "requests": lat.requests}
+            for a, lat in data.latency.items()
+        },
+    }
+    return result
+
+
+def truth_coverage(result: dict) -> tuple[int, int]:
+    """(CIs that contain the true lift, CIs with a known true lift), scenarios × metrics."""
+    hit = total = 0
+    for entry in result["scenarios"].values():
+        for m in entry["metrics"].values():
+            if m.get("true_in_ci") is not None:
+                total += 1
+                hit += bool(m["true_in_ci"])
+    return hit, total

@@ -1,0 +1,257 @@
+"""The headline job: logs -> trained models -> simulated A/B (+ truth twin) -> statistics -> report.
+
+``python -m abtest run --treatment sass --control mixed`` calls :func:`run_ab`. The world,
+its logs and the models come from the config's seed (cached under ``.cache/``); the run's
+own ``seed`` keys the experiment period's randomness (arrivals, responses, ranker noise),
+so two seeds are two independent experiments on the same world and models.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from abtest.online.analysis import AnalysisOptions, analyse
+from abtest.online.experiment import ARMS, run_experiment
+from core.config import Config
+from core.errors import UserError
+from core.fileio import check_writable_dir
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    treatment: str
+    control: str
+    days: int | None = None  # default: config.periods.experiment_days
+    seed: int | None = None  # default: config.seed
+    out: Path | None = None
+    cuped: bool = True
+    correction: str = "bh"
+    bootstrap: int = 0
+    twin: bool = True
+    save_events: bool = False
+    replay: Path | None = None  # a log folder (or parquet file) whose sessions drive arrivals
+    fixed_sessions: bool = False
+    workers: int = 1  # > 1: Ray tasks, one per user shard (abtest.online.scale)
+    epochs: int | None = None  # recall fine-tuning epochs (default: TrainConfig's)
+    progress: bool = True
+    command: str = ""
+
+
+def default_out(treatment: str, control: str) -> Path:
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    return Path("reports") / f"{stamp}-{treatment}-vs-{control}"
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _say(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+@dataclass
+class Prepared:
+    """A world, its pre-period logs and ready models: what every simulation command needs."""
+
+    world: object
+    logs: object
+    recallers: dict
+    checkpoints: dict
+    data: object
+
+
+def prepare(
+    config: Config, names: list[str], progress: bool = True, epochs: int | None = None
+) -> Prepared:
+    """Logs generated if missing, models trained if missing (cached), the world built.
+    `epochs` overrides the default fine-tuning epochs (another training hash, so another
+    cached checkpoint)."""
+    from abtest.pipeline import get_model, load_data, train_config
+    from models.zoo import check_model_name
+    from simulator.generation import log_dir_for
+    from simulator.logs import read_logs
+    from simulator.synthetic import SyntheticWorld
+
+    for name in names:
+        check_model_name(name)
+    _say(f"[1/4] logged pre-period traffic ({config.periods.pre_days} days)")
+    data = load_data(config, progress=progress)
+    recallers, checkpoints = {}, {}
+    for name in dict.fromkeys(names):
+        _say(f"[2/4] model {name!r} (seed {config.seed})")
+        ready = get_model(
+            name, data, config.seed, train_cfg=train_config(epochs), progress=progress
+        )
+        how = f"trained in {ready.train_seconds:.0f} s" if ready.trained_now else "cached"
+        _say(f"      {how}" + (f": {ready.checkpoint}" if ready.checkpoint else ""))
+        recallers[name] = ready.recaller
+        checkpoints[name] = (
+            {"path": str(ready.checkpoint), "sha256": _sha256(ready.checkpoint)}
+            if ready.checkpoint
+            else {"path": None, "sha256": None}
+        )
+    world = SyntheticWorld(config)
+    logs = read_logs(log_dir_for(config) / "logs.parquet", scenarios=config.scenario_names)
+    return Prepared(world, logs, recallers, checkpoints, data)
+
+
+def run_ab(config: Config, opts: RunOptions) -> tuple[dict, Path]:
+    """Run the whole experiment and write its report; returns (results, run folder)."""
+    from abtest.report.document import write_report
+    from abtest.serving import build_policy
+    from simulator.logs import read_logs, start_datetime
+
+    if opts.treatment == opts.control:
+        _say(f"note: treatment and control are both {opts.treatment!r}: this is an A/A test")
+    days = opts.days or config.periods.experiment_days
+    seed = config.seed if opts.seed is None else opts.seed
+    out = check_writable_dir(opts.out or default_out(opts.treatment, opts.control))
+    t_start = time.perf_counter()
+    replay = None
+    if opts.replay is not None:  # checked before anything slow runs
+        path = opts.replay / "logs.parquet" if opts.replay.is_dir() else opts.replay
+        replay = read_logs(path, scenarios=config.scenario_names)
+    prep = prepare(config, [opts.control, opts.treatment], opts.progress, opts.epochs)
+    world, logs, recallers, checkpoints = prep.world, prep.logs, prep.recallers, prep.checkpoints
+    policies = tuple(
+        build_policy(name, world, recallers[name], config.serving, seed)
+        for name in (opts.control, opts.treatment)
+    )
+    _say(
+        f"[3/4] simulating {days} experiment days: {opts.treatment} (treatment) vs "
+        f"{opts.control} (control)" + (", then the truth twin" if opts.twin else "")
+    )
+    if opts.replay is not None:
+        _say(f"      arrivals: the sessions logged in {opts.replay}")
+    if opts.workers > 1:
+        from abtest.online.scale import run_sharded
+
+        if opts.save_events:
+            raise UserError("--save-events is not supported with --workers (run without it)")
+        _say(f"      as {opts.workers} Ray tasks, one per user-hash shard")
+        pre_end = start_datetime(world) + dt.timedelta(days=config.periods.pre_days)
+        exp = run_sharded(
+            config,
+            recallers,
+            logs.filter(pl.col("timestamp") < pre_end),  # what the shards need
+            names=(opts.control, opts.treatment),
+            days=days,
+            seed=seed,
+            workers=opts.workers,
+            twin=opts.twin,
+            replay=replay,
+            fixed_sessions=opts.fixed_sessions,
+        )
+    else:
+        exp = run_experiment(
+            config,
+            world,
+            policies,
+            logs,
+            names=(opts.control, opts.treatment),
+            days=days,
+            seed=seed,
+            twin=opts.twin,
+            save_events=out / "events.parquet" if opts.save_events else None,
+            progress=opts.progress,
+            replay=replay,
+            fixed_sessions=opts.fixed_sessions,
+        )
+    _say(
+        f"      {exp.requests:,} requests in {exp.wall_seconds:.0f} s "
+        f"({exp.requests_per_second:,.0f}/s)"
+        + (f"; twin {exp.twin_wall_seconds:.0f} s" if opts.twin else "")
+    )
+    _say("[4/4] statistics and report")
+    traffic = {s.name: s.traffic_share for s in config.scenarios}
+    expected = {a: config.experiment.allocation[a] for a in ARMS}
+    analysis_opts = AnalysisOptions(
+        alpha=config.experiment.alpha,
+        cuped=opts.cuped,
+        correction=opts.correction,
+        bootstrap=opts.bootstrap,
+        seed=seed,
+    )
+    results = analyse(exp, traffic, expected, analysis_opts)
+    results |= {
+        "command": opts.command,
+        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "config_fingerprint": config.fingerprint(),
+        "config": config.to_dict(),
+        "checkpoints": checkpoints,
+        "traffic_source": (
+            "world"
+            if opts.replay is None
+            else f"replay of {opts.replay}" + (" (fixed sessions)" if opts.fixed_sessions else "")
+        ),
+        "total_seconds": round(time.perf_counter() - t_start, 1),
+    }
+    if not results["scenarios"]:
+        raise UserError("the experiment served no traffic: nothing to analyse")
+    write_report(results, out)
+    return results, out
+
+
+def simulate_twin(
+    config: Config,
+    prep: Prepared,
+    control: str,
+    treatment: str,
+    *,
+    days: int,
+    seed: int,
+    progress: bool,
+):
+    """Every user's outcome under both models (an A/B run plus its twin); for A/A (the same
+    model twice) one run serves for both."""
+    from abtest.online.experiment import ExperimentData, simulate_period
+    from abtest.online.user_stats import pre_period_stats
+    from abtest.serving import build_policy
+    from simulator.logs import start_datetime
+
+    world = prep.world
+    if control != treatment:
+        policies = tuple(
+            build_policy(n, world, prep.recallers[n], config.serving, seed)
+            for n in (control, treatment)
+        )
+        return run_experiment(
+            config, world, policies, prep.logs, names=(control, treatment), days=days,
+            seed=seed, progress=progress,
+        )  # fmt: skip
+    policy = build_policy(control, world, prep.recallers[control], config.serving, seed)
+    route = np.zeros(world.users.n, dtype=np.int64)
+    stats, engine = simulate_period(
+        config, world, [policy], prep.logs, route, days=days, seed=seed, progress=progress,
+        desc=f"A/A population ({control})",
+    )  # fmt: skip
+    both = np.concatenate([stats.values, stats.values])
+    start = config.periods.pre_days
+    pre_end = start_datetime(world) + dt.timedelta(days=start)
+    return ExperimentData(
+        arms=(control, treatment),
+        scenarios=config.scenario_names,
+        seed=seed,
+        start_day=start,
+        days=days,
+        assignment=np.zeros(world.users.n, dtype=np.int64),
+        observed=stats,
+        pre=pre_period_stats(prep.logs, config.scenario_names, world.users.n, pre_end),
+        truth=both,
+        requests=engine.stats.requests,
+        exposures=engine.stats.exposures,
+        wall_seconds=engine.stats.wall_seconds,
+    )

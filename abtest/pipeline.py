@@ -1,0 +1,94 @@
+"""Getting a model ready to serve: logs generated if missing, trained if missing, cached.
+
+Checkpoints live under ``.cache/models/<data hash>/<name>-seed<N>-<training hash>.pt``: the
+file name says what it was trained on, and loading verifies it (see
+:mod:`models.checkpoint`). Floors (`popular`, `random`) need no training.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.config import Config
+from models.checkpoint import load_checkpoint, save_checkpoint, training_hash
+from models.data import Dataset, load_dataset
+from models.train import TrainConfig, Trainer
+from models.zoo import FLOORS, ModelConfig, Recaller, check_model_name, popularity_counts
+from simulator.generation import MANIFEST, cache_dir, generate, log_dir_for
+
+
+def ensure_logs(config: Config, progress: bool = True) -> Path:
+    """The config's generated log folder, generating it first if it is missing."""
+    out = log_dir_for(config)
+    if not (out / MANIFEST).exists():
+        generate(config, out, progress=progress)
+    return out
+
+
+def load_data(config: Config, progress: bool = True) -> Dataset:
+    return load_dataset(ensure_logs(config, progress), config)
+
+
+@dataclass(frozen=True)
+class Ready:
+    recaller: Recaller
+    checkpoint: Path | None
+    trained_now: bool
+    train_seconds: float
+    history: list
+
+
+def train_config(epochs: int | None = None) -> TrainConfig:
+    """The default training config, with `epochs` fine-tuning epochs if given."""
+    return TrainConfig() if epochs is None else TrainConfig(max_epochs=epochs)
+
+
+def checkpoint_path(data: Dataset, model_cfg: ModelConfig, train_cfg: TrainConfig, seed: int):
+    th = training_hash(data, model_cfg, train_cfg, seed)
+    return cache_dir() / "models" / data.data_hash / f"{model_cfg.name}-seed{seed}-{th}.pt", th
+
+
+def get_model(
+    name: str,
+    data: Dataset,
+    seed: int,
+    *,
+    train_cfg: TrainConfig | None = None,
+    retrain: bool = False,
+    progress: bool = True,
+) -> Ready:
+    """A ready :class:`Recaller` for `name`: loaded from its checkpoint, or trained and saved."""
+    check_model_name(name)
+    train_cfg = train_cfg or TrainConfig()
+    if name in FLOORS:
+        pop = popularity_counts(data) if name == "popular" else None
+        return Ready(
+            Recaller(name, None, data.items, popularity=pop, seed=seed), None, False, 0.0, []
+        )
+    model_cfg = ModelConfig(name, data.spec)
+    path, th = checkpoint_path(data, model_cfg, train_cfg, seed)
+    if path.exists() and not retrain:
+        model, extra = load_checkpoint(path, data, model_cfg, th)
+        return Ready(
+            Recaller(name, model, data.items, seed=seed),
+            path,
+            False,
+            extra.get("train_seconds", 0.0),
+            extra.get("history", []),
+        )
+    t0 = time.perf_counter()
+    result = Trainer(data, model_cfg, train_cfg, seed, progress=progress).run()
+    seconds = time.perf_counter() - t0
+    extra = {
+        "train_seconds": seconds,
+        "pretrain_seconds": result.pretrain_seconds,
+        "history": result.history,
+        "pretrain_losses": result.pretrain_losses,
+    }
+    save_checkpoint(path, result.model, model_cfg, th, extra)
+    result.model.eval()
+    return Ready(
+        Recaller(name, result.model, data.items, seed=seed), path, True, seconds, result.history
+    )
