@@ -20,9 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-
 from core.errors import UserError
+from core.strict_yaml import MAX_BYTES, load_yaml
+
+# names the report and results.json use for their own rows and families
+RESERVED_SCENARIO_NAMES = ("overall", "all")
 
 
 class ConfigError(UserError):
@@ -324,6 +326,12 @@ def _cross_checks(cfg: Config, b: _Builder) -> None:
     for i, name in enumerate(names):
         if name in names[:i]:
             b.fail(f"scenarios[{i}].name", f"duplicate scenario name {name!r}")
+        if name.strip().lower() in RESERVED_SCENARIO_NAMES:
+            b.fail(
+                f"scenarios[{i}].name",
+                f"{name!r} is reserved for the report's own rows "
+                f"({', '.join(RESERVED_SCENARIO_NAMES)}); rename the scenario",
+            )
     total = sum(s.traffic_share for s in cfg.scenarios)
     if abs(total - 1.0) > 1e-6:
         b.fail("scenarios[*].traffic_share", f"must sum to 1, got {total:.6g}")
@@ -386,9 +394,15 @@ def config_from_dict(data: Any, source: str = "<config>") -> Config:
 
 
 def load_config(path: str | Path) -> Config:
-    """Read `path` with ``yaml.safe_load`` and validate it."""
+    """Read `path` strictly (:func:`core.strict_yaml.load_yaml`) and validate it."""
     path = Path(path)
     try:
+        size = path.stat().st_size
+        if size > MAX_BYTES:  # refused before reading: a huge file would take minutes
+            raise UserError(
+                f"invalid config {path}: {size:,} bytes, more than the {MAX_BYTES:,}-byte "
+                "limit for a config file"
+            )
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise UserError(f"config file not found: {path}") from None
@@ -396,13 +410,7 @@ def load_config(path: str | Path) -> Config:
         raise UserError(f"config path is a directory, not a file: {path}") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise UserError(f"cannot read config {path}: {exc}") from None
-    try:
-        data = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-        raise UserError(f"invalid config {path}: not valid YAML{where}: {problem}") from None
+    data = load_yaml(text, str(path))
     if data is None:
         raise UserError(f"invalid config {path}: the file is empty")
     return config_from_dict(data, str(path))

@@ -21,6 +21,7 @@ import polars as pl
 
 from core import fileio
 from core.config import Config
+from core.errors import UserError
 from simulator.engine import Engine, EngineStats
 from simulator.logs import LogWriter, start_datetime, world_tables
 from simulator.policies import LoggingPolicy
@@ -31,8 +32,20 @@ LOGS, USERS, ITEMS, MANIFEST = "logs.parquet", "users.parquet", "items.parquet",
 
 
 def cache_dir() -> Path:
-    """Root of generated logs and checkpoints: ``$ABTEST_CACHE``, default ``.cache``."""
-    return Path(os.environ.get("ABTEST_CACHE", ".cache"))
+    """Root of generated logs and checkpoints: ``$ABTEST_CACHE``, default ``.cache``.
+
+    An empty ``ABTEST_CACHE`` is refused rather than read as the current folder, which
+    would scatter ``logs/`` and ``models/`` caches into the source tree.
+    """
+    value = os.environ.get("ABTEST_CACHE")
+    if value is None:
+        return Path(".cache")
+    if not value.strip():
+        raise UserError(
+            "ABTEST_CACHE is set but empty: unset it (the cache is then ./.cache) "
+            "or set it to a folder"
+        )
+    return Path(value)
 
 
 LOG_SECTIONS = ("seed", "world", "scenarios", "traffic", "leave", "periods", "logging_policy")

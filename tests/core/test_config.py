@@ -661,3 +661,19 @@ def test_any_config_text_loads_or_raises_user_error(tmp_path_factory, text):
         load_config(path)
     except UserError as exc:
         assert str(exc) and "\n" not in str(exc).strip()
+
+
+@pytest.mark.parametrize("name", ["overall", "all", "Overall", " all "])
+def test_reserved_scenario_names_are_refused(name):
+    tree = default_tree()
+    tree["scenarios"][1]["name"] = name
+    with pytest.raises(ConfigError, match=r"scenarios\[1\]\.name.*reserved for the report"):
+        config_from_dict(tree, "cfg")
+
+
+def test_duplicate_section_in_a_config_file_is_refused(tmp_path):
+    text = DEFAULT_YAML.read_text() + "\nseed: 7\n"
+    path = tmp_path / "dup.yaml"
+    path.write_text(text)
+    with pytest.raises(UserError, match=r"duplicate key 'seed' at lines \d+ and \d+"):
+        load_config(path)
