@@ -1,11 +1,13 @@
-"""argparse `type=` converters shared by the command-line commands (`abtest.cli.main` and the
-`replay` command in `abtest.offline.replay`): a bad value raises ``ArgumentTypeError``, which
-argparse turns into the one-line usage error."""
+"""Every argparse ``type=`` converter of the command line: a bad value raises
+``ArgumentTypeError``, which argparse turns into the one-line usage error."""
 
 from __future__ import annotations
 
 import argparse
+import math
 from collections.abc import Sequence
+
+from abtest.offline.replay import ESTIMATORS
 
 
 def name_list(text: str, known: Sequence[str], what: str, known_label: str = "known") -> list[str]:
@@ -18,3 +20,78 @@ def name_list(text: str, known: Sequence[str], what: str, known_label: str = "kn
             f"{known_label}: {', '.join(known)}"
         )
     return names
+
+
+def seed(text: str) -> int:
+    """A seed: an integer in [0, 2^63)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid seed {text!r}: must be an integer") from None
+    if not 0 <= value < 2**63:
+        raise argparse.ArgumentTypeError(f"invalid seed {value}: must be in [0, 2^63)")
+    return value
+
+
+def positive(text: str) -> int:
+    """A count >= 1 (days, epochs, runs, seeds, resamples, workers)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid count {text!r}: must be an integer") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"invalid count {value}: must be >= 1")
+    return value
+
+
+def lift(text: str) -> float:
+    """A relative lift in (0, 10), e.g. 0.02."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid lift {text!r}: a number such as 0.02") from None
+    if not 0 < value < 10:
+        raise argparse.ArgumentTypeError(f"invalid lift {value}: must be in (0, 10), e.g. 0.02")
+    return value
+
+
+def model_names(text: str) -> list[str]:
+    """Comma-separated model names."""
+    from models.zoo import MODEL_NAMES
+
+    return name_list(text, MODEL_NAMES, "model", "known models")
+
+
+def model_name(text: str) -> str:
+    """Exactly one model name (a comma is refused with "one model name expected")."""
+    (name,) = model_names(text) if "," not in text else (None,)
+    if name is None:
+        raise argparse.ArgumentTypeError(f"one model name expected, got {text!r}")
+    return name
+
+
+def one_model(text: str) -> str:
+    """Exactly one model name, taken verbatim (the `replay` command's check: no stripping)."""
+    from models.zoo import MODEL_NAMES
+
+    if text not in MODEL_NAMES:
+        raise argparse.ArgumentTypeError(
+            f"unknown model {text!r}; known models: {', '.join(MODEL_NAMES)}"
+        )
+    return text
+
+
+def estimator_list(text: str) -> list[str]:
+    """Comma-separated off-policy estimator names (replay, ips, snips, dr)."""
+    return name_list(text, ESTIMATORS, "estimator")
+
+
+def clip_value(text: str) -> float:
+    """An importance-weight clip: a finite number > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid clip {text!r}: must be a number") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"invalid clip {value}: must be > 0")
+    return value

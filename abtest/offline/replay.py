@@ -44,11 +44,9 @@ on all logs). The PNG shows those running estimates with their CIs.
 
 from __future__ import annotations
 
-import argparse
 import datetime as dt
 import json
 import math
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -57,10 +55,9 @@ import numpy as np
 import polars as pl
 import simpy
 
-from abtest.cli.argtypes import name_list
 from abtest.offline import ope
 from core import fileio, keyed
-from core.config import Config, config_from_dict, load_config
+from core.config import Config, config_from_dict
 from core.errors import UserError
 from simulator.logs import UNIFORM, logical_seconds, read_logs
 
@@ -826,94 +823,3 @@ def write_outputs(out: Path, result: dict) -> dict[str, Path]:
     plot_daily(result, out / "replay_days.png")
     paths["replay_days.png"] = out / "replay_days.png"
     return paths
-
-
-# ---------------------------------------------------------------------------- CLI
-
-
-def _estimator_list(text: str) -> list[str]:
-    return name_list(text, ESTIMATORS, "estimator")
-
-
-def _clip_value(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid clip {text!r}: must be a number") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"invalid clip {value}: must be > 0")
-    return value
-
-
-def _one_model(text: str) -> str:
-    from models.zoo import MODEL_NAMES
-
-    if text not in MODEL_NAMES:
-        raise argparse.ArgumentTypeError(
-            f"unknown model {text!r}; known models: {', '.join(MODEL_NAMES)}"
-        )
-    return text
-
-
-def add_replay_parser(subparsers) -> argparse.ArgumentParser:
-    p = subparsers.add_parser(
-        "replay",
-        help="off-policy estimates (replay, IPS, SNIPS, DR) of a model on logged traffic",
-        description="Estimate a model's per-exposure CTR and watch time per scenario from "
-        "logged traffic with replay, IPS, SNIPS and doubly robust estimators (and its lift over "
-        "a baseline); on synthetic logs also the exact truth. Writes DIR/replay.json, "
-        "replay.md and replay_days.png.",
-    )
-    p.add_argument("--policy", required=True, type=_one_model, help="model to evaluate")
-    p.add_argument("--baseline", type=_one_model, help="model to compare with (paired lift)")
-    p.add_argument(
-        "--logs",
-        metavar="LOGDIR",
-        help="log folder or parquet file (default: the config's generated logs, generated "
-        "if missing)",
-    )
-    p.add_argument(
-        "--config", default="scenarios.yaml", help="scenarios YAML (default: %(default)s)"
-    )
-    p.add_argument(
-        "--estimators",
-        type=_estimator_list,
-        default=list(ESTIMATORS),
-        help="comma-separated subset of replay,ips,snips,dr (default: all)",
-    )
-    p.add_argument("--clip", type=_clip_value, metavar="W", help="clip importance weights at W")
-    p.add_argument("--out", metavar="DIR", help="output folder (default: reports/<time>-replay)")
-    p.add_argument("--quiet", action="store_true", help="no progress bars")
-    p.set_defaults(func=cmd_replay)
-    return p
-
-
-def cmd_replay(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
-    if args.logs:
-        logs = Path(args.logs)
-        if not logs.exists():
-            raise UserError(f"log folder not found: {logs}")
-    else:
-        from abtest.pipeline import ensure_logs
-
-        logs = ensure_logs(config, progress=not args.quiet)
-    out = (
-        Path(args.out)
-        if args.out
-        else Path("reports") / (dt.datetime.now().strftime("%Y%m%d-%H%M%S") + "-replay")
-    )
-    fileio.check_writable_dir(out)
-    result = run_offline(
-        config,
-        args.policy,
-        args.baseline,
-        logs,
-        args.estimators,
-        out,
-        clip=args.clip,
-        progress=not args.quiet,
-    )
-    print(format_markdown(result))
-    print(f"wrote {out}/replay.json, replay.md, replay_days.png", file=sys.stderr)
-    return 0

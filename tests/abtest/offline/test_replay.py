@@ -9,7 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from abtest.offline.replay import add_replay_parser, run_offline
+from abtest.cli.replay import add_parsers as add_replay_parser
+from abtest.offline.replay import run_offline
 from core.config import config_from_dict
 from core.errors import UserError
 from simulator.converters import obd_to_logs, read_kuairand_dir
@@ -201,11 +202,11 @@ def test_learned_models_need_a_world(tmp_path):
 
 
 def _cli(argv: list[str]) -> int:
-    """The replay sub-command wired as abtest/cli.py will wire it."""
-    from abtest.cli.main import _Parser
+    """The replay sub-command alone, wired as abtest.cli.main wires it."""
+    from abtest.cli.parents import Parser
 
-    parser = _Parser(prog="python -m abtest")
-    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    parser = Parser(prog="python -m abtest")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     add_replay_parser(sub)
     args = parser.parse_args(argv)
     try:

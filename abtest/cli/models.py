@@ -1,0 +1,142 @@
+"""The model commands: ``train`` one recall model and ``evaluate`` models offline."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from abtest.cli import argtypes
+from abtest.cli.parents import (
+    config_from_args,
+    config_parent,
+    epochs_parent,
+    out_parent,
+    quiet_parent,
+    seed_parent,
+)
+from core.errors import UserError
+from core.fileio import check_writable_dir
+
+
+def add_parsers(subparsers) -> None:
+    """Register ``train`` and ``evaluate``."""
+    tr = subparsers.add_parser(
+        "train",
+        parents=[
+            config_parent(),
+            seed_parent("override the config's seed"),
+            epochs_parent(),
+            quiet_parent(),
+        ],
+        help="train one recall model on the config's logs (generating them if missing)",
+        description="Train a recall model (or load its cached checkpoint) and print its "
+        "offline metrics on the validation split.",
+    )
+    tr.add_argument("--model", required=True, type=argtypes.model_names, help="model name")
+    tr.add_argument("--retrain", action="store_true", help="train even if a checkpoint exists")
+    tr.set_defaults(func=cmd_train)
+
+    ev = subparsers.add_parser(
+        "evaluate",
+        parents=[
+            config_parent(),
+            seed_parent("first seed (default: the config's)"),
+            out_parent("output folder (default: reports/<time>-offline)"),
+            epochs_parent(),
+            quiet_parent(),
+        ],
+        help="offline Recall/HR/NDCG@K of models per scenario (trains what is missing)",
+        description="Evaluate models offline on the later part of the pre-period and write "
+        "DIR/offline.json and DIR/offline.md.",
+    )
+    ev.add_argument("--models", type=argtypes.model_names, help="comma-separated (default: all)")
+    ev.add_argument(
+        "--seeds", type=argtypes.positive, default=1, help="number of seeds (default: 1)"
+    )
+    ev.add_argument(
+        "--index",
+        choices=("flat", "hnsw", "ivf"),
+        default="flat",
+        help="faiss index searched for the top 100 (default: exact flat inner product)",
+    )
+    ev.set_defaults(func=cmd_evaluate)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    if len(args.model) != 1:
+        raise UserError("--model takes one model name; use `evaluate --models a,b` for several")
+    (name,) = args.model
+    from abtest.pipeline import get_model, load_data, train_config
+    from models.evaluate import evaluate
+
+    data = load_data(cfg, progress=not args.quiet)
+    ready = get_model(
+        name,
+        data,
+        cfg.seed,
+        train_cfg=train_config(args.epochs),
+        retrain=args.retrain,
+        progress=not args.quiet,
+    )
+    status = f"trained in {ready.train_seconds:.1f} s" if ready.trained_now else "loaded"
+    print(
+        f"{name} (seed {cfg.seed}): {status}"
+        + (f" -> {ready.checkpoint}" if ready.checkpoint else "")
+    )
+    for scenario, m in evaluate(ready.recaller, data).items():
+        print(
+            f"  {scenario:<18} recall@50 {m['recall@50']:.4f}  ndcg@50 {m['ndcg@50']:.4f}  "
+            f"({m['requests']:,} validation requests)"
+        )
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    cfg = config_from_args(args)
+    import datetime as dt
+
+    from abtest.pipeline import get_model, load_data, train_config
+    from models.evaluate import aggregate, evaluate, index_report, write_offline
+    from models.index import IndexSpec
+    from models.zoo import MODEL_NAMES
+
+    names = args.models or list(MODEL_NAMES)
+    out = (
+        Path(args.out)
+        if args.out
+        else Path("reports") / (dt.datetime.now().strftime("%Y%m%d-%H%M%S") + "-offline")
+    )
+    check_writable_dir(out)
+    data = load_data(cfg, progress=not args.quiet)
+    seeds = [cfg.seed + i for i in range(args.seeds)]
+    models, seconds, index = {}, {}, None
+    for name in names:
+        per_seed, secs = [], []
+        for seed in seeds:
+            ready = get_model(
+                name, data, seed, train_cfg=train_config(args.epochs), progress=not args.quiet
+            )
+            per_seed.append(evaluate(ready.recaller, data, IndexSpec(args.index)))
+            secs.append(ready.train_seconds)
+            if index is None and name not in ("popular", "random") and seed == seeds[0]:
+                index = {"model": name, "scenarios": index_report(ready.recaller, data)}
+        models[name] = aggregate(per_seed)
+        seconds[name] = float(sum(secs) / len(secs))
+        row = "  ".join(f"{s}={models[name][s]['recall@50']:.4f}" for s in models[name])
+        print(f"{name:<14} recall@50  {row}", file=sys.stderr)
+    result = {
+        "index_kind": args.index,
+        "config_fingerprint": cfg.fingerprint(),
+        "data_hash": data.data_hash,
+        "seeds": seeds,
+        "models": models,
+        "train_seconds": seconds,
+        "index": index,
+    }
+    traffic = {s.name: s.traffic_share for s in cfg.scenarios}
+    write_offline(out, result, traffic)
+    print((out / "offline.md").read_text())
+    print(f"wrote {out}/offline.json and offline.md")
+    return 0

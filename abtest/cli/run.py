@@ -1,0 +1,134 @@
+"""The A/B commands: ``run`` a simulated online A/B test and re-render its ``report``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from abtest.cli import argtypes
+from abtest.cli.parents import (
+    config_parent,
+    epochs_parent,
+    out_parent,
+    quiet_parent,
+    seed_parent,
+)
+from core.config import load_config
+from core.errors import UserError
+
+
+def add_parsers(subparsers) -> None:
+    """Register ``run`` and ``report``."""
+    _add_run(subparsers)
+    rep = subparsers.add_parser(
+        "report",
+        help="re-render a run's report from its saved results.json",
+        description="Re-render report.md, report.html, lift.csv and the plots of a run folder.",
+    )
+    rep.add_argument("run_dir", metavar="RUNDIR", help="a folder written by `run`")
+    rep.set_defaults(func=cmd_report)
+
+
+def _add_run(subparsers) -> None:
+    run = subparsers.add_parser(
+        "run",
+        parents=[
+            config_parent(),
+            seed_parent(
+                "seed of the experiment period's randomness (default: the config's seed; the "
+                "world, logs and models always come from the config's seed)"
+            ),
+            out_parent("report folder (default: reports/<time>-<t>-vs-<c>)"),
+            epochs_parent(),
+            quiet_parent(),
+        ],
+        help="simulated online A/B test of two recall models, with report",
+        description="Train what is missing, serve the treatment and control models to "
+        "hashed user buckets in the simulator over the experiment period (and the truth twin), "
+        "analyse per-scenario lifts and write a report folder.",
+    )
+    run.add_argument("--treatment", required=True, type=argtypes.model_name, help="treatment model")
+    run.add_argument("--control", required=True, type=argtypes.model_name, help="control model")
+    run.add_argument(
+        "--days", type=argtypes.positive, help="experiment days (default: periods.experiment_days)"
+    )
+    run.add_argument("--no-cuped", action="store_true", help="no CUPED variance reduction")
+    run.add_argument(
+        "--correction",
+        choices=("bh", "holm"),
+        default="bh",
+        help="multiple-testing correction across scenario x metric (default: %(default)s)",
+    )
+    run.add_argument(
+        "--bootstrap",
+        type=argtypes.positive,
+        default=0,
+        metavar="N",
+        help="also a percentile bootstrap CI per lift with N resamples (a cross-check, slower)",
+    )
+    run.add_argument("--no-twin", action="store_true", help="skip the truth twin (faster)")
+    run.add_argument(
+        "--save-events", action="store_true", help="also write DIR/events.parquet (log schema)"
+    )
+    run.add_argument(
+        "--replay",
+        metavar="LOGDIR",
+        help="drive arrivals by the sessions logged in LOGDIR/logs.parquet (or a parquet file) "
+        "during the experiment period instead of the world's traffic model",
+    )
+    run.add_argument(
+        "--fixed-sessions",
+        action="store_true",
+        help="with --replay: each session has its logged number of pages (no leave model)",
+    )
+    run.add_argument(
+        "--workers",
+        type=argtypes.positive,
+        default=1,
+        help="simulate as N Ray tasks, one per user-hash shard (needs the `ray` extra; joins "
+        "the cluster in RAY_ADDRESS if set, else starts a local Ray); same results as 1",
+    )
+    run.set_defaults(func=cmd_run, argv=None)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    cfg = load_config(args.config)
+    from abtest.online.runner import RunOptions, run_ab
+    from abtest.report.document import format_table
+
+    opts = RunOptions(
+        treatment=args.treatment,
+        control=args.control,
+        days=args.days,
+        seed=args.seed,
+        out=Path(args.out) if args.out else None,
+        cuped=not args.no_cuped,
+        correction=args.correction,
+        bootstrap=args.bootstrap,
+        twin=not args.no_twin,
+        save_events=args.save_events,
+        replay=Path(args.replay) if args.replay else None,
+        fixed_sessions=args.fixed_sessions,
+        workers=args.workers,
+        epochs=args.epochs,
+        progress=not args.quiet,
+        command="python -m abtest " + " ".join(sys.argv[1:] if args.argv is None else args.argv),
+    )
+    if args.fixed_sessions and not args.replay:
+        raise UserError("--fixed-sessions needs --replay LOGDIR")
+    results, out = run_ab(cfg, opts)
+    print(format_table(results))
+    print(f"\nreport: {out}/report.md (also report.html, results.json, lift.csv, plots)")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from abtest.report.document import format_table, render_run
+
+    paths = render_run(Path(args.run_dir))
+    import json
+
+    print(format_table(json.loads(paths["results.json"].read_text())))
+    print(f"\nre-rendered {len(paths)} files in {args.run_dir}")
+    return 0
