@@ -6,7 +6,7 @@ folder or the new one, never a mix of two runs.
 
 * :func:`staging_dir` creates ``.staging-<pid>-<start>-<random>`` beside the target and
   removes it on success, on failure and on SIGTERM (the CLI turns SIGTERM into an
-  exception, see :func:`raise_on_sigterm`). SIGKILL cannot be caught: the next job removes
+  exception, see :func:`sigterm_raises`). SIGKILL cannot be caught: the next job removes
   staging folders whose owner is provably dead — no process with that pid, or one whose
   start time differs (the pid was reused) — and leaves live ones alone.
 * :func:`replace_dir` swaps the staging folder with the target. On Linux it uses
@@ -27,6 +27,7 @@ import os
 import secrets
 import shutil
 import signal
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -157,10 +158,20 @@ class Terminated(Exception):
     """SIGTERM arrived; raised in the main thread so `finally` blocks clean up."""
 
 
-def raise_on_sigterm() -> None:
-    """Turn SIGTERM into :class:`Terminated` (call once, from the main thread)."""
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Within the block, SIGTERM raises :class:`Terminated` in the main thread (so `finally`
+    blocks clean up); the previous handler comes back afterwards. No-op off the main thread.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
 
     def handler(signum: int, frame: object) -> None:
         raise Terminated(f"terminated by signal {signum}")
 
-    signal.signal(signal.SIGTERM, handler)
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

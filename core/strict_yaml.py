@@ -70,8 +70,9 @@ def load_yaml(text: str, source: str) -> Any:
             f"invalid config {source}: {size:,} bytes, more than the {MAX_BYTES:,}-byte limit "
             "for a config file"
         )
-    loader = _StrictLoader(text)
+    loader = None
     try:
+        loader = _StrictLoader(text)  # the reader checks the characters here already
         return loader.get_single_data()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
@@ -79,4 +80,5 @@ def load_yaml(text: str, source: str) -> Any:
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise UserError(f"invalid config {source}: not valid YAML{where}: {problem}") from None
     finally:
-        loader.dispose()
+        if loader is not None:
+            loader.dispose()

@@ -1,8 +1,9 @@
 """Command-line interface: ``python -m abtest <command>``.
 
 :func:`build_parser` assembles the commands of the sibling modules; :func:`main` runs one.
-Bad input (config, logs, arguments) prints one line ``error: ...`` and exits with status 2,
-never a traceback; Ctrl-C exits with 130 and leaves earlier outputs intact.
+Every failure is one line on stderr (:mod:`abtest.cli.boundary`): bad input and resource
+failures exit 2, a bug exits 1 with its traceback in a log file, SIGTERM 143 and Ctrl-C 130,
+leaving earlier outputs intact.
 """
 
 from __future__ import annotations
@@ -13,8 +14,9 @@ import sys
 from collections.abc import Sequence
 
 from abtest.cli import generate, models, replay, run, studies
+from abtest.cli.boundary import guarded
 from abtest.cli.parents import Parser
-from core.errors import UserError
+from core.staging import sigterm_raises
 
 # In the order `--help` lists them.
 COMMAND_MODULES = (generate, models, run, replay, studies)
@@ -38,10 +40,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if hasattr(args, "argv"):
         args.argv = None if argv is None else list(argv)
     try:
-        return args.func(args)
-    except UserError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        with sigterm_raises():
+            return guarded(args.command, lambda: args.func(args))
     except KeyboardInterrupt:
         return interrupted()
 

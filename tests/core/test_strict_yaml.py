@@ -60,3 +60,8 @@ def test_oversized_file_refused_before_reading(tmp_path):
         f.truncate(50 * MAX_BYTES)  # sparse: 50 MiB on paper, nothing on disk
     with pytest.raises(UserError, match=r"big.yaml: 52,428,800 bytes, more than"):
         load_config(path)
+
+
+def test_control_characters_are_a_user_error():
+    with pytest.raises(UserError, match="not valid YAML"):
+        load_yaml("\x1f", "c.yaml")
