@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import argparse
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from abtest.offline.replay import ESTIMATORS
+from abtest.offline.estimators import ESTIMATORS
 
 
 def name_list(text: str, known: Sequence[str], what: str, known_label: str = "known") -> list[str]:
@@ -34,7 +34,7 @@ def seed(text: str) -> int:
 
 
 def positive(text: str) -> int:
-    """A count >= 1 (days, epochs, runs, seeds, resamples, workers)."""
+    """A count >= 1."""
     try:
         value = int(text)
     except ValueError:
@@ -42,6 +42,29 @@ def positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"invalid count {value}: must be >= 1")
     return value
+
+
+def count(maximum: int) -> Callable[[str], int]:
+    """A count in [1, `maximum`]: an upper bound keeps every flag's work finite and checked
+    before anything runs (``--days 1000000000`` would ask for petabytes)."""
+
+    def convert(text: str) -> int:
+        value = positive(text)
+        if value > maximum:
+            raise argparse.ArgumentTypeError(f"invalid count {value}: the limit is {maximum:,}")
+        return value
+
+    convert.__name__ = f"count<={maximum}"
+    return convert
+
+
+# Upper bounds of the count flags (the config's own values have theirs in core.config).
+DAYS = count(3650)  # as periods.experiment_days
+EPOCHS = count(1000)
+SEEDS = count(100)
+RUNS = count(100_000)  # re-randomisations: seconds each on the default world
+RESAMPLES = count(100_000)  # bootstrap draws per lift
+WORKERS = count(1024)
 
 
 def lift(text: str) -> float:

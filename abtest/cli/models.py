@@ -51,9 +51,7 @@ def add_parsers(subparsers) -> None:
         "DIR/offline.json and DIR/offline.md.",
     )
     ev.add_argument("--models", type=argtypes.model_names, help="comma-separated (default: all)")
-    ev.add_argument(
-        "--seeds", type=argtypes.positive, default=1, help="number of seeds (default: 1)"
-    )
+    ev.add_argument("--seeds", type=argtypes.SEEDS, default=1, help="number of seeds (default: 1)")
     ev.add_argument(
         "--index",
         choices=("flat", "hnsw", "ivf"),

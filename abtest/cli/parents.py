@@ -49,7 +49,7 @@ def epochs_parent() -> argparse.ArgumentParser:
     p = _parent()
     p.add_argument(
         "--epochs",
-        type=argtypes.positive,
+        type=argtypes.EPOCHS,
         metavar="N",
         help="recall fine-tuning epochs of models trained now (default 4, about a minute "
         "each; sass keeps improving to about 8, at about 1.5x the time)",
