@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import warnings
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import pytest
 import yaml
 from hypothesis import HealthCheck, settings
 
-from core.config import Config, config_from_dict
+from core.config import Config, config_from_dict, load_config_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -30,7 +29,7 @@ def no_warnings():
 
 def default_tree() -> dict:
     """The default scenarios.yaml as a plain dict (a fresh copy each call)."""
-    return copy.deepcopy(yaml.safe_load(DEFAULT_YAML.read_text()))
+    return load_config_tree(DEFAULT_YAML)
 
 
 def tiny_tree(**world) -> dict:

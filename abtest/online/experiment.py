@@ -144,6 +144,18 @@ def simulate_period(
     return stats, engine
 
 
+def _assign(
+    config: Config, n_users: int, users: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The ids of the users in this run (default: everyone) and every user's arm index
+    (-1 for users outside the run)."""
+    layer = check_allocation(config)
+    user_ids = np.arange(n_users) if users is None else np.asarray(users, dtype=np.int64)
+    assignment = np.full(n_users, -1, dtype=np.int64)
+    assignment[user_ids] = layer.arm_index(user_ids)
+    return user_ids, assignment
+
+
 def run_experiment(
     config: Config,
     world: World,
@@ -165,11 +177,8 @@ def run_experiment(
     `policies` are (control, treatment); `logs` the pre-period logs (covariates, histories);
     `users` restricts the run to a shard of user ids (default: everyone).
     """
-    layer = check_allocation(config)
     n_users = world.users.n
-    user_ids = np.arange(n_users) if users is None else np.asarray(users, dtype=np.int64)
-    assignment = np.full(n_users, -1, dtype=np.int64)
-    assignment[user_ids] = layer.arm_index(user_ids)
+    user_ids, assignment = _assign(config, n_users, users)
     serve_ab = np.where(assignment == 1, 1, 0)  # holdout users get the control (production)
     start_day = config.periods.pre_days
     pre_end = start_datetime(world) + dt.timedelta(days=start_day)

@@ -9,7 +9,7 @@ from abtest.online.experiment import run_experiment
 from abtest.online.scale import merge, shards
 from abtest.serving import build_policy
 from models.data import ItemTable
-from models.zoo import Recaller
+from models.floors import RandomRecaller
 from tests.conftest import AB_DAYS
 
 DAYS = AB_DAYS
@@ -19,8 +19,7 @@ DAYS = AB_DAYS
 def tiny(tiny_ab):
     cfg, world, logs = tiny_ab
     items = ItemTable.from_world(world)
-    recallers = {"a": Recaller("random", None, items, seed=1), "b": Recaller("random", None, items,
-                 seed=2)}  # fmt: skip
+    recallers = {"a": RandomRecaller(items, seed=1), "b": RandomRecaller(items, seed=2)}
     return cfg, world, logs, recallers
 
 
