@@ -14,8 +14,10 @@ from pathlib import Path
 from core.config import Config
 from models.checkpoint import load_checkpoint, save_checkpoint, training_hash
 from models.data import Dataset, load_dataset
+from models.floors import FLOOR_RECALLERS
+from models.recaller import ModelRecaller, Recaller
 from models.train import TrainConfig, Trainer
-from models.zoo import FLOORS, ModelConfig, Recaller, check_model_name, popularity_counts
+from models.zoo import ModelConfig, check_model_name
 from simulator.generation import MANIFEST, cache_dir, generate, log_dir_for
 
 
@@ -62,17 +64,14 @@ def get_model(
     """A ready :class:`Recaller` for `name`: loaded from its checkpoint, or trained and saved."""
     check_model_name(name)
     train_cfg = train_cfg or TrainConfig()
-    if name in FLOORS:
-        pop = popularity_counts(data) if name == "popular" else None
-        return Ready(
-            Recaller(name, None, data.items, popularity=pop, seed=seed), None, False, 0.0, []
-        )
+    if name in FLOOR_RECALLERS:
+        return Ready(FLOOR_RECALLERS[name].from_dataset(data, seed), None, False, 0.0, [])
     model_cfg = ModelConfig(name, data.spec)
     path, th = checkpoint_path(data, model_cfg, train_cfg, seed)
     if path.exists() and not retrain:
         model, extra = load_checkpoint(path, data, model_cfg, th)
         return Ready(
-            Recaller(name, model, data.items, seed=seed),
+            ModelRecaller(name, model, data.items),
             path,
             False,
             extra.get("train_seconds", 0.0),
@@ -89,6 +88,4 @@ def get_model(
     }
     save_checkpoint(path, result.model, model_cfg, th, extra)
     result.model.eval()
-    return Ready(
-        Recaller(name, result.model, data.items, seed=seed), path, True, seconds, result.history
-    )
+    return Ready(ModelRecaller(name, result.model, data.items), path, True, seconds, result.history)

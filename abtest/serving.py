@@ -32,7 +32,7 @@ from core import keyed
 from core.config import ServingConfig
 from models.data import user_buckets
 from models.index import IndexSpec, ItemIndex
-from models.zoo import Recaller
+from models.recaller import Recaller
 from simulator.policies import RequestBatch, Slates
 from simulator.world import World
 

@@ -18,8 +18,9 @@ import torch
 from core import fileio
 from core.errors import UserError
 from models.data import Dataset
+from models.towers import build_model
 from models.train import TrainConfig
-from models.zoo import ModelConfig, build_model
+from models.zoo import ModelConfig
 
 # Bumped whenever a model's parameters change shape or meaning under the same ModelConfig
 # (2: SASS's output projection is shared across scenarios). It is part of the training

@@ -140,14 +140,7 @@ def _side_table(path: Path, table: str) -> pl.DataFrame:
 def load_dataset(log_dir: str | Path, config: Config, valid_days: int = 2) -> Dataset:
     """Read a generated log folder and build requests, items and the three example sets."""
     log_dir = Path(log_dir)
-    manifest_path = log_dir / "manifest.json"
-    if not manifest_path.exists():
-        raise UserError(f"{log_dir} is not a complete log folder (no manifest.json)")
-    try:
-        manifest = json.loads(manifest_path.read_text())
-        pre_end = dt.datetime.fromisoformat(manifest["pre_period_end"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{manifest_path}: unreadable manifest ({exc})") from None
+    pre_end = _pre_period_end(log_dir)
     if not 0 < valid_days < config.periods.pre_days:
         raise UserError(
             f"periods.pre_days: must be > {valid_days} (the last {valid_days} pre-period days "
@@ -157,6 +150,55 @@ def load_dataset(log_dir: str | Path, config: Config, valid_days: int = 2) -> Da
     logs = read_logs(log_dir / "logs.parquet", scenarios=names)
     users = _side_table(log_dir / "users.parquet", "users")
     items = _side_table(log_dir / "items.parquet", "items")
+    _check_items_known(logs, items, log_dir)
+    cut = pre_end - dt.timedelta(days=valid_days)
+    pre = logs.filter(pl.col("timestamp") < pre_end)
+    if pre.filter(pl.col("timestamp") < cut).height == 0:
+        raise UserError(f"{log_dir}: no logged traffic before {cut.isoformat()} to train on")
+    codes = {n: i for i, n in enumerate(names)}
+    requests, profile_cards = _request_table(pre, logs, users, config, codes)
+    items = items.with_columns(pl.col("content_type").cast(pl.String)).sort("item_id")
+    item_table, n_content_types = _item_table(items, config, log_dir)
+
+    row_of = pl.DataFrame({"request_id": requests.request_id, "row": np.arange(len(requests))})
+    ex = pre.select("request_id", "timestamp", "item_id", "click").join(row_of, on="request_id")
+    early = ex.filter(pl.col("timestamp") < cut)
+    late = ex.filter(pl.col("timestamp") >= cut)
+    spec = FeatureSpec(
+        n_user_buckets=USER_BUCKETS,
+        profile_cards=profile_cards,
+        n_items=item_table.category.shape[0],
+        n_categories=int(item_table.category.max()) + 1,
+        n_content_types=n_content_types,
+        n_duration_buckets=len(DURATION_EDGES) + 1,
+        n_scenarios=len(names),
+        history_length=config.world.history_length,
+    )
+    return Dataset(
+        spec=spec,
+        scenario_names=tuple(names),
+        requests=requests,
+        items=item_table,
+        train=_examples(early.filter(pl.col("click") == 1)),
+        valid=_examples(late.filter(pl.col("click") == 1)),
+        pretrain=_examples(early),
+        data_hash=content_hash([logs, users, items]),
+    )
+
+
+def _pre_period_end(log_dir: Path) -> dt.datetime:
+    """The end of the pre-period, from the log folder's manifest."""
+    manifest_path = log_dir / "manifest.json"
+    if not manifest_path.exists():
+        raise UserError(f"{log_dir} is not a complete log folder (no manifest.json)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+        return dt.datetime.fromisoformat(manifest["pre_period_end"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise UserError(f"{manifest_path}: unreadable manifest ({exc})") from None
+
+
+def _check_items_known(logs: pl.DataFrame, items: pl.DataFrame, log_dir: Path) -> None:
     unknown = ~logs["item_id"].is_in(items["item_id"].implode())
     if unknown.any():
         rows = ", ".join(f"{i} ({logs['item_id'][int(i)]})" for i in unknown.arg_true()[:5])
@@ -164,13 +206,13 @@ def load_dataset(log_dir: str | Path, config: Config, valid_days: int = 2) -> Da
             f"{log_dir / 'logs.parquet'}: column 'item_id' has items not in "
             f"{log_dir / 'items.parquet'}; first offending rows: {rows}"
         )
-    cut = pre_end - dt.timedelta(days=valid_days)
-    pre = logs.filter(pl.col("timestamp") < pre_end)
-    if pre.filter(pl.col("timestamp") < cut).height == 0:
-        raise UserError(f"{log_dir}: no logged traffic before {cut.isoformat()} to train on")
-    codes = {n: i for i, n in enumerate(names)}
 
-    # Requests of the pre-period, with histories from every click logged before them.
+
+def _request_table(
+    pre: pl.DataFrame, logs: pl.DataFrame, users: pl.DataFrame, config: Config, codes: dict
+) -> tuple[RequestTable, tuple[int, ...]]:
+    """The pre-period's requests, with histories from every click logged before them, and
+    the cardinality of each profile feature."""
     req = (
         pre.group_by("request_id")
         .agg(pl.col("user_id", "timestamp", "scenario").first())
@@ -191,8 +233,12 @@ def load_dataset(log_dir: str | Path, config: Config, valid_days: int = 2) -> Da
         hist_scenarios=hist.scenarios,
         scenario=req["scenario"].replace_strict(codes, return_dtype=pl.Int64).to_numpy(),
     )
+    return requests, profile_cards
 
-    items = items.with_columns(pl.col("content_type").cast(pl.String)).sort("item_id")
+
+def _item_table(items: pl.DataFrame, config: Config, log_dir: Path) -> tuple[ItemTable, int]:
+    """The item features indexed by item id and each scenario's pool (from `items`, sorted
+    by id with string content types), and the number of content types."""
     n_items = int(items["item_id"].max()) + 1
     ct_names = sorted(items["content_type"].unique().to_list())
     ct_code = {c: i for i, c in enumerate(ct_names)}
@@ -212,37 +258,12 @@ def load_dataset(log_dir: str | Path, config: Config, valid_days: int = 2) -> Da
                 f"{log_dir / 'items.parquet'}: column 'content_type' has no item of scenario "
                 f"{sc.name}'s content types ({', '.join(sc.content_types)})"
             )
-    item_table = ItemTable(category, ctype, dur, tuple(pools))
+    return ItemTable(category, ctype, dur, tuple(pools)), len(ct_names)
 
-    row_of = pl.DataFrame({"request_id": requests.request_id, "row": np.arange(len(requests))})
-    ex = pre.select("request_id", "timestamp", "item_id", "click").join(row_of, on="request_id")
 
-    def examples(frame: pl.DataFrame) -> Examples:
-        return Examples(
-            frame["row"].to_numpy().astype(np.int64),
-            frame["item_id"].to_numpy().astype(np.int64),
-            frame["click"].to_numpy().astype(np.int8),
-        )
-
-    early = ex.filter(pl.col("timestamp") < cut)
-    late = ex.filter(pl.col("timestamp") >= cut)
-    spec = FeatureSpec(
-        n_user_buckets=USER_BUCKETS,
-        profile_cards=profile_cards,
-        n_items=n_items,
-        n_categories=int(category.max()) + 1,
-        n_content_types=len(ct_names),
-        n_duration_buckets=len(DURATION_EDGES) + 1,
-        n_scenarios=len(names),
-        history_length=config.world.history_length,
-    )
-    return Dataset(
-        spec=spec,
-        scenario_names=tuple(names),
-        requests=requests,
-        items=item_table,
-        train=examples(early.filter(pl.col("click") == 1)),
-        valid=examples(late.filter(pl.col("click") == 1)),
-        pretrain=examples(early),
-        data_hash=content_hash([logs, users, items]),
+def _examples(frame: pl.DataFrame) -> Examples:
+    return Examples(
+        frame["row"].to_numpy().astype(np.int64),
+        frame["item_id"].to_numpy().astype(np.int64),
+        frame["click"].to_numpy().astype(np.int8),
     )

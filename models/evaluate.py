@@ -19,8 +19,8 @@ from core import fileio
 from models.data import Dataset
 from models.index import IndexSpec, ItemIndex, compare_indexes
 from models.ranking_metrics import ranking_metrics, summarise
+from models.recaller import Recaller
 from models.train import user_features, validation_targets
-from models.zoo import Recaller
 
 KS = (20, 50, 100)
 METRICS = tuple(f"{m}@{k}" for k in KS for m in ("recall", "hr", "ndcg"))

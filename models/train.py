@@ -26,7 +26,9 @@ from models.data import Dataset, Examples, RequestTable
 from models.losses import grouped_sampled_softmax_loss, info_nce
 from models.parts import ScenarioAdaptiveTransfer
 from models.ranking_metrics import ranking_metrics
-from models.zoo import ModelConfig, PerScenario, Recaller, TwoTower, build_model
+from models.recaller import ModelRecaller, Recaller
+from models.towers import PerScenario, TwoTower, build_model
+from models.zoo import ModelConfig
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,7 @@ class Trainer:
         return loss
 
     def validate(self, model: nn.Module, scenarios=None) -> dict[int, float]:
-        recaller = Recaller(self.model_cfg.name, model, self.data.items)
+        recaller = ModelRecaller(self.model_cfg.name, model, self.data.items)
         out = {}
         for s, (rows, targets) in self.valid.items():
             if scenarios is None or s in scenarios:

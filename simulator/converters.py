@@ -94,14 +94,7 @@ def kuairand_to_logs(
         raise UserError("no KuaiRand log files given")
     if session_gap_minutes <= 0:
         raise UserError(f"session_gap_minutes must be > 0, got {session_gap_minutes}")
-    frames = []
-    for path in paths:
-        frame = _read_csv(path, KUAIRAND_COLUMNS, "KuaiRand log")
-        bad = frame.filter(~pl.col("is_rand").is_in([0, 1]).fill_null(False)).height
-        if bad:
-            raise UserError(f"{path}: column 'is_rand' must be 0 or 1 ({bad} rows are not)")
-        frames.append(frame)
-    raw = pl.concat(frames, how="vertical")
+    raw = pl.concat([_read_kuairand_csv(path) for path in paths], how="vertical")
 
     seen = raw.filter(pl.col("is_rand") == 1)["video_id"].n_unique()
     if pool_size is None:
@@ -112,24 +105,11 @@ def kuairand_to_logs(
             f"log, got {pool_size}"
         )
     is_rand = pl.col("is_rand") == 1
-    gap_ms = session_gap_minutes * 60_000.0
 
     raw = raw.sort("time_ms", "user_id", "video_id", maintain_order=True).with_row_index(
         "request_id"
     )
-    sessions = (
-        raw.select("request_id", "user_id", "tab", "time_ms")
-        .sort("user_id", "tab", "time_ms", "request_id")
-        .with_columns(
-            new=(pl.col("time_ms").diff().over("user_id", "tab") > gap_ms).fill_null(True)
-        )
-        .with_columns(session=pl.col("new").cum_sum())
-        # number the sessions in the order they start
-        .select(
-            "request_id",
-            session_id=pl.col("request_id").min().over("session").rank("dense").cast(pl.Int64) - 1,
-        )
-    )
+    sessions = _kuairand_sessions(raw, session_gap_minutes * 60_000.0)
     raw = raw.join(sessions, on="request_id", how="left", maintain_order="left")
     logs = raw.select(
         pl.col("request_id").cast(pl.Int64),
@@ -146,13 +126,42 @@ def kuairand_to_logs(
     )
     logs = validate_logs(logs, source=", ".join(str(p) for p in paths))
     users = raw.select(pl.col("user_id").unique().sort())
+    return logs, users, _kuairand_items(raw)
+
+
+def _read_kuairand_csv(path: Path) -> pl.DataFrame:
+    frame = _read_csv(path, KUAIRAND_COLUMNS, "KuaiRand log")
+    bad = frame.filter(~pl.col("is_rand").is_in([0, 1]).fill_null(False)).height
+    if bad:
+        raise UserError(f"{path}: column 'is_rand' must be 0 or 1 ({bad} rows are not)")
+    return frame
+
+
+def _kuairand_sessions(raw: pl.DataFrame, gap_ms: float) -> pl.DataFrame:
+    """request_id -> session_id: a session is a run of one user's requests in one tab with
+    no gap over `gap_ms`; sessions are numbered in the order they start."""
+    return (
+        raw.select("request_id", "user_id", "tab", "time_ms")
+        .sort("user_id", "tab", "time_ms", "request_id")
+        .with_columns(
+            new=(pl.col("time_ms").diff().over("user_id", "tab") > gap_ms).fill_null(True)
+        )
+        .with_columns(session=pl.col("new").cum_sum())
+        .select(
+            "request_id",
+            session_id=pl.col("request_id").min().over("session").rank("dense").cast(pl.Int64) - 1,
+        )
+    )
+
+
+def _kuairand_items(raw: pl.DataFrame) -> pl.DataFrame:
+    """Each video's duration in seconds (its first logged ``duration_ms``), by item id."""
     items = raw.group_by("video_id", maintain_order=True).agg(
         duration=pl.col("duration_ms").first() / 1000.0
     )
-    items = items.select(item_id="video_id", duration=pl.col("duration").cast(pl.Float64)).sort(
+    return items.select(item_id="video_id", duration=pl.col("duration").cast(pl.Float64)).sort(
         "item_id"
     )
-    return logs, users, items
 
 
 def read_kuairand_dir(

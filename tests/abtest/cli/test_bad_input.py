@@ -197,7 +197,8 @@ def check_error(stderr: str, pattern: str) -> str:
 def _save(ctx: Ctx, path: Path, name: str, *, spec=None, train_hash=None, tamper=False) -> None:
     """A real (untrained) checkpoint of `name`, possibly for another feature spec."""
     from models.checkpoint import FORMAT, save_checkpoint
-    from models.zoo import ModelConfig, build_model
+    from models.towers import build_model
+    from models.zoo import ModelConfig
 
     cfg = ModelConfig(name, spec or ctx.data.spec)
     model = build_model(cfg, ctx.data.items)
