@@ -98,7 +98,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from abtest.pipeline import get_model, load_data, train_config
     from models.evaluate import aggregate, evaluate, index_report, write_offline
     from models.index import IndexSpec
-    from models.zoo import MODEL_NAMES
+    from models.zoo import FLOORS, MODEL_NAMES
 
     names = args.models or list(MODEL_NAMES)
     out = (
@@ -118,7 +118,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             )
             per_seed.append(evaluate(ready.recaller, data, IndexSpec(args.index)))
             secs.append(ready.train_seconds)
-            if index is None and name not in ("popular", "random") and seed == seeds[0]:
+            if index is None and name not in FLOORS and seed == seeds[0]:
                 index = {"model": name, "scenarios": index_report(ready.recaller, data)}
         models[name] = aggregate(per_seed)
         seconds[name] = float(sum(secs) / len(secs))

@@ -10,9 +10,7 @@ import pytest
 
 from abtest.online.experiment import run_experiment, simulate_period
 from abtest.online.user_stats import CLICKS, IMPRESSIONS, PAGES, SESSIONS, WATCH
-from abtest.serving import NoisyTruthRanker, OraclePolicy, RecallPolicy
-from models.data import ItemTable
-from models.floors import RandomRecaller
+from abtest.serving import OraclePolicy
 from simulator.policies import LoggingPolicy, RequestBatch, UniformPolicy
 from simulator.world import World
 from tests.conftest import AB_DAYS
@@ -31,10 +29,6 @@ def _run(tiny, policies, **kw):
     return run_experiment(
         cfg, world, policies, logs, names=("c", "t"), days=DAYS, seed=cfg.seed, progress=False, **kw
     )
-
-
-def _random_recaller(world: World) -> RandomRecaller:
-    return RandomRecaller(ItemTable.from_world(world), seed=3)
 
 
 def test_same_policy_in_both_arms_gives_identical_per_user_results(tiny):
@@ -143,46 +137,6 @@ def test_unknown_arm_names_in_allocation_are_refused(tiny):
     )
     with pytest.raises(UserError, match="exactly 'control' and 'treatment'"):
         _run(tiny, (UniformPolicy(world, 5), UniformPolicy(world, 5)), config=c)
-
-
-def _batch(world: World, scenario: int, users: np.ndarray) -> RequestBatch:
-    n = users.size
-    h = world.config.world.history_length
-    return RequestBatch(
-        scenario,
-        np.arange(n, dtype=np.int64) * 1024,
-        np.arange(n, dtype=np.int64),
-        users,
-        np.zeros(n, dtype=np.int64),
-        np.full(n, 3 * 86_400.0),
-        np.full((n, h), -1, dtype=np.int64),
-        np.full((n, h), -1, dtype=np.int64),
-    )
-
-
-def test_recall_policy_serves_pool_items_and_is_batch_invariant(tiny):
-    _, world, _ = tiny
-    policy = RecallPolicy("r", world, _random_recaller(world), NoisyTruthRanker(world, 1, 1.0), 50)
-    users = np.arange(40)
-    for s, sc in enumerate(world.scenarios):
-        whole = policy.serve(_batch(world, s, users)).items
-        assert whole.shape == (40, sc.slate_size)
-        assert np.isin(whole, sc.pool).all()
-        assert all(np.unique(row).size == row.size for row in whole)
-        halves = [policy.serve(_batch(world, s, users[i : i + 20])).items for i in (0, 20)]
-        np.testing.assert_array_equal(whole, np.concatenate(halves))
-
-
-def test_the_shared_ranker_picks_better_items_than_recall_order(tiny):
-    _, world, _ = tiny
-    rec = _random_recaller(world)
-    ranked = RecallPolicy("r", world, rec, NoisyTruthRanker(world, 1, 0.5), 100)
-    users = np.arange(100)
-    b = _batch(world, 0, users)
-    cand, _ = ranked.recall(b)
-    slate = ranked.serve(b).items
-    k = slate.shape[1]
-    assert world.affinity(0, users, slate).mean() > world.affinity(0, users, cand[:, :k]).mean()
 
 
 @pytest.mark.parametrize("fixed", [False, True])
