@@ -9,7 +9,9 @@ from pathlib import Path
 
 from abtest.cli import argtypes
 from abtest.cli.parents import config_parent, out_parent, quiet_parent
-from abtest.offline.replay import ESTIMATORS, format_markdown, run_offline
+from abtest.offline.estimators import ESTIMATORS
+from abtest.offline.render import format_markdown
+from abtest.offline.run import run_offline
 from core import fileio
 from core.config import load_config
 from core.errors import UserError
@@ -53,6 +55,7 @@ def add_parsers(subparsers) -> None:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    """Evaluate the policy on the logs, write DIR/replay.*, print the markdown."""
     config = load_config(args.config)
     if args.logs:
         logs = Path(args.logs)
@@ -68,7 +71,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         else Path("reports") / (dt.datetime.now().strftime("%Y%m%d-%H%M%S") + "-replay")
     )
     fileio.check_writable_dir(out)
-    result = run_offline(
+    run = run_offline(
         config,
         args.policy,
         args.baseline,
@@ -78,6 +81,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
         clip=args.clip,
         progress=not args.quiet,
     )
-    print(format_markdown(result))
+    print(format_markdown(run))
     print(f"wrote {out}/replay.json, replay.md, replay_days.png", file=sys.stderr)
     return 0

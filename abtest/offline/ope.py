@@ -74,7 +74,7 @@ class OPEResult:
 
 
 @dataclass(frozen=True)
-class LiftResult:
+class PairedLift:
     """Relative lift policy / baseline - 1 on the same exposures, with its 95% CI."""
 
     lift: float
@@ -299,7 +299,7 @@ def dr_estimate(
     return estimate(dr_terms(r, pi, mu, q_logged, q_target_expected, clip), clusters)
 
 
-def paired_lift(policy: Terms, baseline: Terms, clusters=None) -> LiftResult:
+def paired_lift(policy: Terms, baseline: Terms, clusters=None) -> PairedLift:
     """Relative lift est(policy) / est(baseline) - 1 computed on the same logged exposures.
 
     Both estimates are ratios of per-exposure sums; the delta method linearises the lift per
@@ -316,10 +316,10 @@ def paired_lift(policy: Terms, baseline: Terms, clusters=None) -> LiftResult:
     nan = float("nan")
     da, db = float(policy.den.sum()), float(baseline.den.sum())
     if da <= 0 or db <= 0:
-        return LiftResult(nan, nan, nan, nan, nan, nan, n)
+        return PairedLift(nan, nan, nan, nan, nan, nan, n)
     a, b = float(policy.num.sum()) / da, float(baseline.num.sum()) / db
     if b == 0:
-        return LiftResult(nan, nan, nan, nan, a, b, n)
+        return PairedLift(nan, nan, nan, nan, a, b, n)
     ea = (_cluster_sums(policy.num, codes) - a * _cluster_sums(policy.den, codes)) / da
     eb = (_cluster_sums(baseline.num, codes) - b * _cluster_sums(baseline.den, codes)) / db
     e = ea / b - a * eb / b**2
@@ -327,7 +327,7 @@ def paired_lift(policy: Terms, baseline: Terms, clusters=None) -> LiftResult:
     g = int(used.sum())
     se = math.sqrt(g / (g - 1) * float(np.dot(e, e))) if g > 1 else nan
     lift = a / b - 1
-    return LiftResult(lift, lift - Z95 * se, lift + Z95 * se, se, a, b, n)
+    return PairedLift(lift, lift - Z95 * se, lift + Z95 * se, se, a, b, n)
 
 
 # ---------------------------------------------------------------------------- diagnostics

@@ -1,4 +1,5 @@
-"""Off-policy estimators (abtest/ope.py): hand-computed values, unbiasedness, coverage, errors."""
+"""Off-policy estimators (abtest/offline/ope.py): hand-computed values, unbiasedness,
+coverage, errors."""
 
 from __future__ import annotations
 
