@@ -41,20 +41,22 @@ class RewardModel:
             fit = logs.filter(pl.Series(fold != held_out))
             if fit.height == 0:
                 fit = logs  # one fold only (tiny logs): no cross-fitting possible
-            pos = fit.group_by("position").agg(pl.col(reward).mean().alias("b"))
-            b = np.zeros(k)
-            mean = float(fit[reward].mean()) if fit.height else 0.0
-            b[:] = mean
-            b[pos["position"].to_numpy().clip(0, k - 1)] = pos["b"].to_numpy()
+            # numpy sums in row order: polars' parallel group_by sums are not reproducible in
+            # the last bit from one call to the next, and the report must be (same seed, same
+            # report)
+            r = fit[reward].to_numpy().astype(np.float64)
+            p = fit["position"].to_numpy().clip(0, k - 1)
+            mean = float(r.mean()) if r.size else 0.0
+            count = np.bincount(p, minlength=k)
+            total = np.bincount(p, weights=r, minlength=k)
+            b = np.where(count > 0, total / np.maximum(count, 1), mean)
             prior = PRIOR_EXPOSURES * max(mean, 1e-12)
-            per_item = (
-                fit.with_columns(e=pl.Series(b[fit["position"].to_numpy().clip(0, k - 1)]))
-                .group_by("item_id")
-                .agg(pl.col(reward).sum().alias("r"), pl.col("e").sum())
-            )
-            f = (per_item["r"].to_numpy() + prior) / (per_item["e"].to_numpy() + prior)
+            items, inverse = np.unique(fit["item_id"].to_numpy(), return_inverse=True)
+            r_item = np.bincount(inverse, weights=r, minlength=items.size)
+            e_item = np.bincount(inverse, weights=b[p], minlength=items.size)
+            f = (r_item + prior) / (e_item + prior)
             base[held_out] = b
-            factor[held_out] = dict(zip(per_item["item_id"].to_list(), f.tolist(), strict=True))
+            factor[held_out] = dict(zip(items.tolist(), f.tolist(), strict=True))
         return cls(base, factor)
 
     def predict(self, fold: np.ndarray, pos: np.ndarray, items: np.ndarray) -> np.ndarray:
