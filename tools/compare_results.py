@@ -6,7 +6,7 @@ removed — the ``created`` timestamp, paths (the ``command`` line, ``--out`` fo
 checkpoint paths) and wall-clock timings. Everything else, every statistic to the last
 digit written, must match.
 
-    python tools/compare_results.py A/results.json B/results.json
+    python tools/compare_results.py [--rtol R] A/results.json B/results.json
 
 Prints the sha256 of both files and of their normalised contents; exits 1 on a difference
 (listing the first differing keys).
@@ -42,14 +42,23 @@ def normalise(obj: Any) -> Any:
     return obj
 
 
-def differences(a: Any, b: Any, where: str = "$") -> list[str]:
+def differences(a: Any, b: Any, where: str = "$", rtol: float = 0.0) -> list[str]:
+    """Where `a` and `b` differ (floats within `rtol` relative count as equal)."""
     if isinstance(a, dict) and isinstance(b, dict):
         out = [f"{where}.{k}: only in one file" for k in sorted(set(a) ^ set(b))]
+        if list(a) != list(b) and not out:
+            out.append(f"{where}: key order differs")
         for k in a.keys() & b.keys():
-            out += differences(a[k], b[k], f"{where}.{k}")
+            out += differences(a[k], b[k], f"{where}.{k}", rtol)
         return out
     if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
-        return [d for i, (x, y) in enumerate(zip(a, b)) for d in differences(x, y, f"{where}[{i}]")]
+        return [
+            d
+            for i, (x, y) in enumerate(zip(a, b, strict=True))
+            for d in differences(x, y, f"{where}[{i}]", rtol)
+        ]
+    if isinstance(a, float) and isinstance(b, float) and rtol > 0:
+        return [] if abs(a - b) <= rtol * max(abs(a), abs(b)) else [f"{where}: {a!r} != {b!r}"]
     return [] if a == b else [f"{where}: {a!r} != {b!r}"]
 
 
@@ -58,6 +67,9 @@ def _digest(obj: Any) -> str:
 
 
 def main(argv: list[str]) -> int:
+    rtol = 0.0
+    if len(argv) == 4 and argv[0] == "--rtol":
+        rtol, argv = float(argv[1]), argv[2:]
     if len(argv) != 2:
         print(__doc__.strip().splitlines()[0], file=sys.stderr)
         return 2
@@ -67,11 +79,17 @@ def main(argv: list[str]) -> int:
         doc = normalise(json.loads(raw))
         docs.append(doc)
         print(f"{name}: file sha256 {hashlib.sha256(raw).hexdigest()}, normalised {_digest(doc)}")
-    diff = differences(*docs)
+    exact = differences(*docs)
+    diff = differences(*docs, rtol=rtol) if rtol else exact
+    if exact and not diff:
+        print(f"{len(exact)} floats differ, all within {rtol:g} relative")
     if diff:
         print(f"DIFFERENT ({len(diff)} places), first: " + "; ".join(diff[:10]))
         return 1
-    print("identical after removing timestamps, paths and timings")
+    print(
+        "identical after removing timestamps, paths and timings"
+        + (f" (floats to {rtol:g} relative)" if exact else "")
+    )
     return 0
 
 
