@@ -95,7 +95,8 @@ def _add_run(subparsers) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     from abtest.online.runner import RunOptions, run_ab
-    from abtest.report.document import format_table
+    from abtest.report.folder import write_report
+    from abtest.report.tables import format_table
 
     opts = RunOptions(
         treatment=args.treatment,
@@ -118,17 +119,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.fixed_sessions and not args.replay:
         raise UserError("--fixed-sessions needs --replay LOGDIR")
     results, out = run_ab(cfg, opts)
+    write_report(results, out)
     print(format_table(results))
     print(f"\nreport: {out}/report.md (also report.html, results.json, lift.csv, plots)")
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from abtest.report.document import format_table, render_run
+    from abtest.report.folder import read_results, write_report
+    from abtest.report.tables import format_table
 
-    paths = render_run(Path(args.run_dir))
-    import json
-
-    print(format_table(json.loads(paths["results.json"].read_text())))
+    results = read_results(args.run_dir)
+    paths = write_report(results, args.run_dir)
+    print(format_table(results))
     print(f"\nre-rendered {len(paths)} files in {args.run_dir}")
     return 0

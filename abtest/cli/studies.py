@@ -96,95 +96,37 @@ def _study_setup(args: argparse.Namespace, control: str, treatment: str):
     return cfg, out, data, traffic, alloc, opts
 
 
-def _rate_table(rate: dict, title: str, band: tuple[float, float]) -> str:
-    from abtest.online.analysis import METRICS
-
-    lines = [title, f"{'scenario':<18}" + "".join(f"{m:>22}" for m in METRICS)]
-    for name, per in rate.items():
-        cells = []
-        for m in METRICS:
-            v = per.get(m, float("nan"))
-            mark = "" if v != v or band[0] <= v <= band[1] else " !"
-            cells.append(f"{v:>20.3f}{mark:2}")
-        lines.append(f"{name:<18}" + "".join(cells))
-    lines.append(f"('!' = outside the 3-sd binomial band [{band[0]:.3f}, {band[1]:.3f}])")
-    return "\n".join(lines)
-
-
 def cmd_aa(args: argparse.Namespace) -> int:
-    from abtest.online.validity import aa_study, binomial_band
-    from core.fileio import write_json
+    from abtest.online.validity import aa_study
+    from abtest.report.studies import aa_text, write_aa
 
     _, out, data, traffic, alloc, opts = _study_setup(args, args.model, args.model)
     res = aa_study(data, traffic, alloc, args.runs, opts, progress=not args.quiet)
-    band = binomial_band(opts.alpha, args.runs)
-    print(_rate_table(res.rate, f"A/A false-positive rate over {args.runs} re-randomisations "
-                      f"(alpha {opts.alpha}, model {args.model})", band))  # fmt: skip
-    print(f"p-values uniform? Kolmogorov-Smirnov p = {res.ks_pvalue:.3g}")
+    print(aa_text(res, args.model))
     if out is not None:
-        doc = {"runs": res.runs, "alpha": res.alpha, "model": args.model,
-               "false_positive_rate": res.rate, "ks_pvalue": res.ks_pvalue,
-               "band": list(band), "p_values": res.p_values}  # fmt: skip
-        write_json(out / "aa.json", doc)
-        _qq_plot(res.p_values, out / "aa_qq.png")
-        print(f"wrote {out}/aa.json and aa_qq.png")
+        print(write_aa(res, args.model, out))
     return 0
 
 
-def _qq_plot(p_values: dict, path: Path) -> None:
-    import numpy as np
-    from matplotlib.figure import Figure
-
-    from core.fileio import atomic_path
-
-    pooled = np.sort([p for per in p_values.values() for ps in per.values() for p in ps
-                      if p == p])  # fmt: skip
-    fig = Figure(figsize=(4.5, 4.5), dpi=110)
-    ax = fig.add_subplot()
-    expected = (np.arange(1, pooled.size + 1) - 0.5) / max(pooled.size, 1)
-    ax.plot(expected, pooled, ".", ms=2)
-    ax.plot([0, 1], [0, 1], "k--", lw=1)
-    ax.set_xlabel("uniform quantile")
-    ax.set_ylabel("A/A p-value quantile")
-    ax.set_title("A/A p-values against uniform")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", metadata={"Software": None})
-
-
 def cmd_coverage(args: argparse.Namespace) -> int:
-    from abtest.online.validity import binomial_band, coverage_study
-    from core.fileio import write_json
+    from abtest.online.validity import coverage_study
+    from abtest.report.studies import coverage_text, write_coverage
 
     _, out, data, traffic, alloc, opts = _study_setup(args, args.control, args.treatment)
     res = coverage_study(data, traffic, alloc, args.runs, opts, progress=not args.quiet)
-    band = binomial_band(1 - opts.alpha, args.runs)
-    print(_rate_table(res.rate, f"Coverage of the true lift by the {1 - opts.alpha:.0%} CI over "
-                      f"{args.runs} re-randomisations ({args.treatment} vs {args.control})",
-                      band))  # fmt: skip
+    print(coverage_text(res, args.treatment, args.control))
     if out is not None:
-        doc = {"runs": res.runs, "alpha": res.alpha, "treatment": args.treatment,
-               "control": args.control, "coverage": res.rate, "true_lift": res.true_lift,
-               "band": list(band)}  # fmt: skip
-        write_json(out / "coverage.json", doc)
-        print(f"wrote {out}/coverage.json")
+        print(write_coverage(res, args.treatment, args.control, out))
     return 0
 
 
 def cmd_power(args: argparse.Namespace) -> int:
     from abtest.online.validity import power_table
-    from core.fileio import write_json
+    from abtest.report.studies import power_text, write_power
 
     _, out, data, traffic, alloc, opts = _study_setup(args, args.model, args.model)
     table = power_table(data, traffic, alloc, args.lift, opts)
-    print(f"MDE (80% power, alpha {opts.alpha}) by day, allocation {alloc}; days needed for a "
-          f"{args.lift:+.1%} lift")  # fmt: skip
-    for name, block in table["scenarios"].items():
-        for m in ("ctr", "watch_time_per_user"):
-            mdes = " ".join("   —  " if v is None else f"{v:6.1%}" for v in block[m]["mde_by_day"])
-            need = block[m]["days_needed"]
-            how = " (extrapolated)" if block[m]["extrapolated"] else ""
-            print(f"  {name:<18} {m:<20} {mdes}   days needed: {need or '—'}{how}")
+    print(power_text(table, opts.alpha, alloc))
     if out is not None:
-        write_json(out / "power.json", table)
-        print(f"wrote {out}/power.json")
+        print(write_power(table, out))
     return 0

@@ -1,4 +1,4 @@
-"""From an experiment's per-user sums to the results dict (the `results.json` contract).
+"""From an experiment's per-user sums to its typed results (:mod:`abtest.online.results`).
 
 The analysis unit is the user (users are what is randomised). Per scenario, the users
 analysed are the experiment's users (holdout excluded) who had at least one session in the
@@ -20,6 +20,7 @@ cumulative lift, its CI, the naive p-value and the always-valid mSPRT p-value.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from dataclasses import dataclass
 
@@ -27,10 +28,24 @@ import numpy as np
 
 from abtest import stats
 from abtest.online.experiment import ARMS, ExperimentData
+from abtest.online.results import (
+    DailySeries,
+    Distribution,
+    ExperimentResults,
+    Latency,
+    MetricLift,
+    PerArm,
+    Population,
+    ScenarioPopulation,
+    Segment,
+    Serving,
+    Srm,
+)
 from abtest.online.user_stats import CLICKS, IMPRESSIONS, PAGES, SESSIONS, WATCH
 
 METRICS = ("ctr", "watch_time_per_user", "clicks_per_user", "pages_per_user")
-DAILY_METRICS = ("ctr", "watch_time_per_user")
+# the metrics of the headline tables, the segments and the daily looks
+HEADLINE_METRICS = ("ctr", "watch_time_per_user")
 _COLUMN = {"watch_time_per_user": WATCH, "clicks_per_user": CLICKS, "pages_per_user": PAGES}
 SEGMENTS = ("cold", "light", "heavy")
 
@@ -45,7 +60,7 @@ class AnalysisOptions:
     seed: int = 0  # of the bootstrap's resampling
 
 
-def _num(x: float | None) -> float | None:
+def _rounded(x: float | None) -> float | None:
     """A finite float rounded to 12 significant digits, else None.
 
     numpy's vectorised float reductions may group additions differently depending on the
@@ -119,14 +134,15 @@ class _Frame:
         return among[seen[among, days - 1]]
 
 
-def _metric_block(
+def _metric_test(
     frame: _Frame,
     scenario: int | None,
     users: np.ndarray,
     days: int,
     metric: str,
     opts: AnalysisOptions,
-) -> tuple[dict, stats.LiftResult]:
+) -> tuple[MetricLift, stats.LiftResult]:
+    """One metric's test among `users` (p_adjusted left unset: see :func:`_adjusted`)."""
     arm = frame.assign[users]
     cols = {}
     for a in (0, 1):
@@ -144,49 +160,62 @@ def _metric_block(
             alpha=opts.alpha,
             rng=rng,
         )
-        boot = [_num(lo_b), _num(hi_b)]
+        boot = (_rounded(lo_b), _rounded(hi_b))
     true_lift = None
     t_c, t_t = frame.truth(0, scenario, users), frame.truth(1, scenario, users)
     if t_c is not None:
         c_val, t_val = _value(t_c, metric), _value(t_t, metric)
-        true_lift = _num(t_val / c_val - 1) if c_val else None
-    lo, hi = _num(res.ci_low), _num(res.ci_high)
+        true_lift = _rounded(t_val / c_val - 1) if c_val else None
+    lo, hi = _rounded(res.ci_low), _rounded(res.ci_high)
     mde = stats.mde(res.control, res.diff_se, alpha=opts.alpha)
     power = (
         stats.power_at(true_lift, res.control, res.diff_se, alpha=opts.alpha)
         if true_lift is not None
         else float("nan")
     )
-    block = {
-        "control": _num(res.control),
-        "treatment": _num(res.treatment),
-        "lift": _num(res.lift),
-        "ci_low": lo,
-        "ci_high": hi,
-        "p_value": _num(res.p_value),
-        "p_adjusted": None,
-        "significant": False,
-        "true_lift": true_lift,
-        "true_in_ci": (
+    lift = MetricLift(
+        control=_rounded(res.control),
+        treatment=_rounded(res.treatment),
+        lift=_rounded(res.lift),
+        ci_low=lo,
+        ci_high=hi,
+        p_value=_rounded(res.p_value),
+        p_adjusted=None,
+        significant=False,
+        true_lift=true_lift,
+        true_in_ci=(
             None if true_lift is None or lo is None or hi is None else bool(lo <= true_lift <= hi)
         ),
-        "mde": _num(mde),
-        "power": _num(power),
-        "cuped": bool(res.cuped),
-    }
-    if boot is not None:
-        block["bootstrap_ci"] = boot
-    return block, res
+        mde=_rounded(mde),
+        power=_rounded(power),
+        cuped=bool(res.cuped),
+        bootstrap_ci=boot,
+    )
+    return lift, res
 
 
-def _adjust(blocks: list[dict], opts: AnalysisOptions) -> None:
-    p = [np.nan if b["p_value"] is None else b["p_value"] for b in blocks]
-    if not p:
-        return
-    adj = stats.adjust_p_values(p, method=opts.correction)
-    for b, a in zip(blocks, adj, strict=True):
-        b["p_adjusted"] = _num(a)
-        b["significant"] = bool(b["p_adjusted"] is not None and b["p_adjusted"] < opts.alpha)
+def _adjusted(
+    family: list[dict[str, MetricLift]], opts: AnalysisOptions
+) -> list[dict[str, MetricLift]]:
+    """`family` (per population, metric -> test) with p-values corrected across all tests."""
+    flat = [m for per in family for m in per.values()]
+    if not flat:
+        return family
+    p = [np.nan if m.p_value is None else m.p_value for m in flat]
+    adj = iter(stats.adjust_p_values(p, method=opts.correction))
+    out = []
+    for per in family:
+        out.append({})
+        for metric, m in per.items():
+            p_adj = _rounded(next(adj))
+            out[-1][metric] = dataclasses.replace(
+                m, p_adjusted=p_adj, significant=bool(p_adj is not None and p_adj < opts.alpha)
+            )
+    return out
+
+
+def _users(data: ExperimentData, users: np.ndarray) -> dict[str, int]:
+    return {a: int((data.assignment[users] == i).sum()) for i, a in enumerate(ARMS)}
 
 
 def segments_of(data: ExperimentData) -> np.ndarray:
@@ -200,16 +229,62 @@ def segments_of(data: ExperimentData) -> np.ndarray:
     return seg
 
 
-def _daily(frame: _Frame, scenario: int | None, users_all: np.ndarray, opts: AnalysisOptions):
+def _scenarios(
+    frame: _Frame, in_exp: np.ndarray, traffic: dict[str, float], opts: AnalysisOptions
+) -> dict[str, ScenarioPopulation]:
+    """Every scenario's tests, p-values corrected across scenario × metric."""
+    data, days = frame.data, frame.data.days
+    users = {name: frame.visitors(s, days, in_exp) for s, name in enumerate(data.scenarios)}
+    family = [
+        {m: _metric_test(frame, s, users[name], days, m, opts)[0] for m in METRICS}
+        for s, name in enumerate(data.scenarios)
+    ]
+    return {
+        name: ScenarioPopulation(
+            users=PerArm(**_users(data, users[name])),
+            metrics=metrics,
+            traffic_share=traffic[name],
+            traffic="low" if traffic[name] < opts.low_traffic_share else "high",
+        )
+        for name, metrics in zip(data.scenarios, _adjusted(family, opts), strict=True)
+    }
+
+
+def _segments(frame: _Frame, in_exp: np.ndarray, opts: AnalysisOptions) -> dict[str, Segment]:
+    """Per activity segment, the headline tests per scenario (each segment its own family)."""
+    data, days = frame.data, frame.data.days
+    seg = segments_of(data)
+    out = {}
+    for code, seg_name in enumerate(SEGMENTS):
+        users = {
+            name: frame.visitors(s, days, in_exp[seg[in_exp] == code])
+            for s, name in enumerate(data.scenarios)
+        }
+        family = [
+            {m: _metric_test(frame, s, users[name], days, m, opts)[0] for m in HEADLINE_METRICS}
+            for s, name in enumerate(data.scenarios)
+        ]
+        out[seg_name] = Segment(
+            {
+                name: Population(PerArm(**_users(data, users[name])), metrics)
+                for name, metrics in zip(data.scenarios, _adjusted(family, opts), strict=True)
+            }
+        )
+    return out
+
+
+def _daily(
+    frame: _Frame, scenario: int | None, users_all: np.ndarray, opts: AnalysisOptions
+) -> dict[str, DailySeries]:
     out = {}
     days = frame.data.days
     looks = []
     for d in range(1, days + 1):
         users = frame.visitors(scenario, d, users_all)
         looks.append(
-            {m: _metric_block(frame, scenario, users, d, m, opts)[1] for m in DAILY_METRICS}
+            {m: _metric_test(frame, scenario, users, d, m, opts)[1] for m in HEADLINE_METRICS}
         )
-    for m in DAILY_METRICS:
+    for m in HEADLINE_METRICS:
         diffs = np.array([lk[m].diff for lk in looks])
         var = np.array([lk[m].diff_se ** 2 for lk in looks])
         final = var[-1]
@@ -218,28 +293,38 @@ def _daily(frame: _Frame, scenario: int | None, users_all: np.ndarray, opts: Ana
             always = stats.msprt_p_values(diffs, var, tau2=tau2)
         else:
             always = np.full(days, np.nan)
-        out[m] = {
-            "day": list(range(1, days + 1)),
-            "lift": [_num(lk[m].lift) for lk in looks],
-            "ci_low": [_num(lk[m].ci_low) for lk in looks],
-            "ci_high": [_num(lk[m].ci_high) for lk in looks],
-            "p_naive": [_num(lk[m].p_value) for lk in looks],
-            "p_always_valid": [_num(p) for p in always],
-        }
+        out[m] = DailySeries(
+            day=tuple(range(1, days + 1)),
+            lift=tuple(_rounded(lk[m].lift) for lk in looks),
+            ci_low=tuple(_rounded(lk[m].ci_low) for lk in looks),
+            ci_high=tuple(_rounded(lk[m].ci_high) for lk in looks),
+            p_naive=tuple(_rounded(lk[m].p_value) for lk in looks),
+            p_always_valid=tuple(_rounded(p) for p in always),
+        )
     return out
 
 
-def _distribution(frame: _Frame, scenario: int | None, users: np.ndarray) -> dict:
+def _distribution(frame: _Frame, scenario: int | None, users: np.ndarray) -> Distribution:
     arm = frame.assign[users]
-    per = {
-        a: frame.sums(i, scenario, users[arm == i], frame.data.days)[:, WATCH]
-        for i, a in enumerate(ARMS)
-    }
-    top = max((float(v.max()) for v in per.values() if v.size), default=1.0)
+    per = [frame.sums(i, scenario, users[arm == i], frame.data.days)[:, WATCH] for i in (0, 1)]
+    top = max((float(v.max()) for v in per if v.size), default=1.0)
     edges = np.concatenate([[0.0], np.geomspace(1.0, max(top, 2.0) * 1.0001, 40)])
-    return {"edges": edges.tolist()} | {
-        a: np.histogram(v, bins=edges)[0].tolist() for a, v in per.items()
-    }
+    control, treatment = (tuple(np.histogram(v, bins=edges)[0].tolist()) for v in per)
+    return Distribution(tuple(edges.tolist()), control, treatment)
+
+
+def _serving(data: ExperimentData) -> Serving:
+    return Serving(
+        requests=data.requests,
+        exposures=data.exposures,
+        requests_per_second=_rounded(data.requests_per_second),
+        wall_seconds=_rounded(data.wall_seconds),
+        twin_wall_seconds=_rounded(data.twin_wall_seconds),
+        latency={
+            a: Latency(_rounded(lat.p50_ms), _rounded(lat.p99_ms), lat.requests)
+            for a, lat in data.latency.items()
+        },
+    )
 
 
 def analyse(
@@ -250,101 +335,48 @@ def analyse(
     *,
     daily: bool = True,
     extras: bool = True,
-) -> dict:
-    """The results dict for `data` (see :mod:`abtest.report.document` for the contract)."""
+) -> ExperimentResults:
+    """The results of the experiment in `data`: per scenario and overall, every metric's test;
+    with `extras` also the segments, the distributions, the serving figures and (with
+    `daily`) the daily looks. `traffic` holds each scenario's traffic share, `expected` each
+    arm's allocation (for the sample-ratio check)."""
     opts = opts or AnalysisOptions()
     frame = _Frame(data)
     days = data.days
     in_exp = np.flatnonzero(data.assignment >= 0)
     visitors = frame.visitors(None, days, in_exp)
-    users_per_arm = {a: int((data.assignment[visitors] == i).sum()) for i, a in enumerate(ARMS)}
-    srm = stats.srm_test(users_per_arm, expected)
-    result: dict = {
-        "treatment": data.arms[1],
-        "control": data.arms[0],
-        "seed": data.seed,
-        "days": days,
-        "alpha": opts.alpha,
-        "correction": opts.correction,
-        "cuped": opts.cuped,
-        "synthetic": data.truth is not None,
-        "srm": {
-            "statistic": _num(srm.statistic),
-            "p_value": _num(srm.p_value),
-            "flagged": bool(srm.flagged),
-            "users": users_per_arm,
-            "expected": dict(expected),
-        },
-        "scenarios": {},
-        "overall": {},
-    }
-    family = []
-    for s, name in enumerate(data.scenarios):
-        users = frame.visitors(s, days, in_exp)
-        entry = {
-            "traffic_share": traffic[name],
-            "traffic": "low" if traffic[name] < opts.low_traffic_share else "high",
-            "users": {a: int((data.assignment[users] == i).sum()) for i, a in enumerate(ARMS)},
-            "metrics": {},
-        }
-        for m in METRICS:
-            entry["metrics"][m] = _metric_block(frame, s, users, days, m, opts)[0]
-            family.append(entry["metrics"][m])
-        result["scenarios"][name] = entry
-    _adjust(family, opts)
-    overall = {"users": users_per_arm, "metrics": {}}
-    for m in METRICS:
-        overall["metrics"][m] = _metric_block(frame, None, visitors, days, m, opts)[0]
-    _adjust(list(overall["metrics"].values()), opts)
-    result["overall"] = overall
-
+    users = _users(data, visitors)
+    srm = stats.srm_test(users, expected)
+    overall = {m: _metric_test(frame, None, visitors, days, m, opts)[0] for m in METRICS}
+    results = ExperimentResults(
+        treatment=data.arms[1],
+        control=data.arms[0],
+        seed=data.seed,
+        days=days,
+        alpha=opts.alpha,
+        correction=opts.correction,
+        cuped=opts.cuped,
+        synthetic=data.truth is not None,
+        srm=Srm(
+            statistic=_rounded(srm.statistic),
+            p_value=_rounded(srm.p_value),
+            flagged=bool(srm.flagged),
+            users=PerArm(**users),
+            expected=PerArm(**expected),
+        ),
+        scenarios=_scenarios(frame, in_exp, traffic, opts),
+        overall=Population(PerArm(**users), _adjusted([overall], opts)[0]),
+    )
     if not extras:  # re-randomisation studies need only the headline tests
-        return result
-    seg = segments_of(data)
-    result["segments"] = {}
-    for code, seg_name in enumerate(SEGMENTS):
-        fam, block = [], {"scenarios": {}}
-        for s, name in enumerate(data.scenarios):
-            users = frame.visitors(s, days, in_exp[seg[in_exp] == code])
-            sub = {
-                "users": {a: int((data.assignment[users] == i).sum()) for i, a in enumerate(ARMS)}
-            }
-            sub["metrics"] = {
-                m: _metric_block(frame, s, users, days, m, opts)[0] for m in DAILY_METRICS
-            }
-            fam += list(sub["metrics"].values())
-            block["scenarios"][name] = sub
-        _adjust(fam, opts)
-        result["segments"][seg_name] = block
-
-    if daily:
-        result["daily"] = {
-            name: _daily(frame, s, in_exp, opts) for s, name in enumerate(data.scenarios)
-        } | {"overall": _daily(frame, None, in_exp, opts)}
-    result["distributions"] = {
-        name: _distribution(frame, s, frame.visitors(s, days, in_exp))
-        for s, name in enumerate(data.scenarios)
-    } | {"overall": _distribution(frame, None, visitors)}
-    result["serving"] = {
-        "requests": data.requests,
-        "exposures": data.exposures,
-        "requests_per_second": _num(data.requests_per_second),
-        "wall_seconds": _num(data.wall_seconds),
-        "twin_wall_seconds": _num(data.twin_wall_seconds),
-        "latency": {
-            a: {"p50_ms": _num(lat.p50_ms), "p99_ms": _num(lat.p99_ms), "requests": lat.requests}
-            for a, lat in data.latency.items()
-        },
-    }
-    return result
-
-
-def truth_coverage(result: dict) -> tuple[int, int]:
-    """(CIs that contain the true lift, CIs with a known true lift), scenarios × metrics."""
-    hit = total = 0
-    for entry in result["scenarios"].values():
-        for m in entry["metrics"].values():
-            if m.get("true_in_ci") is not None:
-                total += 1
-                hit += bool(m["true_in_ci"])
-    return hit, total
+        return results
+    names = dict(enumerate(data.scenarios)) | {None: "overall"}
+    in_scenario = {s: frame.visitors(s, days, in_exp) for s in names}
+    return dataclasses.replace(
+        results,
+        segments=_segments(frame, in_exp, opts),
+        daily={name: _daily(frame, s, in_exp, opts) for s, name in names.items()}
+        if daily
+        else None,
+        distributions={name: _distribution(frame, s, in_scenario[s]) for s, name in names.items()},
+        serving=_serving(data),
+    )

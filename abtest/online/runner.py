@@ -1,6 +1,7 @@
-"""The headline job: logs -> trained models -> simulated A/B (+ truth twin) -> statistics -> report.
+"""The headline job: logs -> trained models -> simulated A/B (+ truth twin) -> statistics.
 
-``python -m abtest run --treatment sass --control mixed`` calls :func:`run_ab`. The world,
+``python -m abtest run --treatment sass --control mixed`` calls :func:`run_ab` and writes
+the report of the results it returns (:mod:`abtest.report`). The world,
 its logs and the models come from the config's seed (cached under ``.cache/``); the run's
 own ``seed`` keys the experiment period's randomness (arrivals, responses, ranker noise),
 so two seeds are two independent experiments on the same world and models.
@@ -8,6 +9,7 @@ so two seeds are two independent experiments on the same world and models.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import sys
@@ -19,7 +21,8 @@ import numpy as np
 import polars as pl
 
 from abtest.online.analysis import AnalysisOptions, analyse
-from abtest.online.experiment import ARMS, run_experiment
+from abtest.online.experiment import ARMS, ExperimentData, run_experiment
+from abtest.online.results import Checkpoint, ExperimentResults, RunInfo
 from core.config import Config
 from core.errors import UserError
 from core.fileio import check_writable_dir
@@ -69,7 +72,7 @@ class Prepared:
     world: object
     logs: object
     recallers: dict
-    checkpoints: dict
+    checkpoints: dict[str, Checkpoint]  # model name -> its checkpoint file, if it has one
     data: object
 
 
@@ -99,20 +102,20 @@ def prepare(
         _say(f"      {how}" + (f": {ready.checkpoint}" if ready.checkpoint else ""))
         recallers[name] = ready.recaller
         checkpoints[name] = (
-            {"path": str(ready.checkpoint), "sha256": _sha256(ready.checkpoint)}
+            Checkpoint(str(ready.checkpoint), _sha256(ready.checkpoint))
             if ready.checkpoint
-            else {"path": None, "sha256": None}
+            else Checkpoint(None, None)
         )
     world = SyntheticWorld(config)
     logs = read_logs(log_dir_for(config) / "logs.parquet", scenarios=config.scenario_names)
     return Prepared(world, logs, recallers, checkpoints, data)
 
 
-def run_ab(config: Config, opts: RunOptions) -> tuple[dict, Path]:
-    """Run the whole experiment and write its report; returns (results, run folder)."""
-    from abtest.report.document import write_report
+def run_ab(config: Config, opts: RunOptions) -> tuple[ExperimentResults, Path]:
+    """Run the whole experiment; returns its results and the run folder (created, so far
+    empty) that its report belongs in."""
     from abtest.serving import build_policy
-    from simulator.logs import read_logs, start_datetime
+    from simulator.logs import read_logs
 
     if opts.treatment == opts.control:
         _say(f"note: treatment and control are both {opts.treatment!r}: this is an A/A test")
@@ -125,9 +128,8 @@ def run_ab(config: Config, opts: RunOptions) -> tuple[dict, Path]:
         path = opts.replay / "logs.parquet" if opts.replay.is_dir() else opts.replay
         replay = read_logs(path, scenarios=config.scenario_names)
     prep = prepare(config, [opts.control, opts.treatment], opts.progress, opts.epochs)
-    world, logs, recallers, checkpoints = prep.world, prep.logs, prep.recallers, prep.checkpoints
     policies = tuple(
-        build_policy(name, world, recallers[name], config.serving, seed)
+        build_policy(name, prep.world, prep.recallers[name], config.serving, seed)
         for name in (opts.control, opts.treatment)
     )
     _say(
@@ -136,40 +138,7 @@ def run_ab(config: Config, opts: RunOptions) -> tuple[dict, Path]:
     )
     if opts.replay is not None:
         _say(f"      arrivals: the sessions logged in {opts.replay}")
-    if opts.workers > 1:
-        from abtest.online.scale import run_sharded
-
-        if opts.save_events:
-            raise UserError("--save-events is not supported with --workers (run without it)")
-        _say(f"      as {opts.workers} Ray tasks, one per user-hash shard")
-        pre_end = start_datetime(world) + dt.timedelta(days=config.periods.pre_days)
-        exp = run_sharded(
-            config,
-            recallers,
-            logs.filter(pl.col("timestamp") < pre_end),  # what the shards need
-            names=(opts.control, opts.treatment),
-            days=days,
-            seed=seed,
-            workers=opts.workers,
-            twin=opts.twin,
-            replay=replay,
-            fixed_sessions=opts.fixed_sessions,
-        )
-    else:
-        exp = run_experiment(
-            config,
-            world,
-            policies,
-            logs,
-            names=(opts.control, opts.treatment),
-            days=days,
-            seed=seed,
-            twin=opts.twin,
-            save_events=out / "events.parquet" if opts.save_events else None,
-            progress=opts.progress,
-            replay=replay,
-            fixed_sessions=opts.fixed_sessions,
-        )
+    exp = _simulate(config, opts, prep, policies, days=days, seed=seed, out=out, replay=replay)
     _say(
         f"      {exp.requests:,} requests in {exp.wall_seconds:.0f} s "
         f"({exp.requests_per_second:,.0f}/s)"
@@ -186,23 +155,72 @@ def run_ab(config: Config, opts: RunOptions) -> tuple[dict, Path]:
         seed=seed,
     )
     results = analyse(exp, traffic, expected, analysis_opts)
-    results |= {
-        "command": opts.command,
-        "created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "config_fingerprint": config.fingerprint(),
-        "config": config.to_dict(),
-        "checkpoints": checkpoints,
-        "traffic_source": (
+    if not results.scenarios:
+        raise UserError("the experiment served no traffic: nothing to analyse")
+    run = RunInfo(
+        command=opts.command,
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        config_fingerprint=config.fingerprint(),
+        config=config.to_dict(),
+        checkpoints=prep.checkpoints,
+        traffic_source=(
             "world"
             if opts.replay is None
             else f"replay of {opts.replay}" + (" (fixed sessions)" if opts.fixed_sessions else "")
         ),
-        "total_seconds": round(time.perf_counter() - t_start, 1),
-    }
-    if not results["scenarios"]:
-        raise UserError("the experiment served no traffic: nothing to analyse")
-    write_report(results, out)
-    return results, out
+        total_seconds=round(time.perf_counter() - t_start, 1),
+    )
+    return dataclasses.replace(results, run=run), out
+
+
+def _simulate(
+    config: Config,
+    opts: RunOptions,
+    prep: Prepared,
+    policies: tuple,
+    *,
+    days: int,
+    seed: int,
+    out: Path,
+    replay: pl.DataFrame | None,
+) -> ExperimentData:
+    """The A/B period (and its twin), in this process or as Ray tasks."""
+    from simulator.logs import start_datetime
+
+    names = (opts.control, opts.treatment)
+    if opts.workers > 1:
+        from abtest.online.scale import run_sharded
+
+        if opts.save_events:
+            raise UserError("--save-events is not supported with --workers (run without it)")
+        _say(f"      as {opts.workers} Ray tasks, one per user-hash shard")
+        pre_end = start_datetime(prep.world) + dt.timedelta(days=config.periods.pre_days)
+        return run_sharded(
+            config,
+            prep.recallers,
+            prep.logs.filter(pl.col("timestamp") < pre_end),  # what the shards need
+            names=names,
+            days=days,
+            seed=seed,
+            workers=opts.workers,
+            twin=opts.twin,
+            replay=replay,
+            fixed_sessions=opts.fixed_sessions,
+        )
+    return run_experiment(
+        config,
+        prep.world,
+        policies,
+        prep.logs,
+        names=names,
+        days=days,
+        seed=seed,
+        twin=opts.twin,
+        save_events=out / "events.parquet" if opts.save_events else None,
+        progress=opts.progress,
+        replay=replay,
+        fixed_sessions=opts.fixed_sessions,
+    )
 
 
 def simulate_twin(
@@ -217,7 +235,7 @@ def simulate_twin(
 ):
     """Every user's outcome under both models (an A/B run plus its twin); for A/A (the same
     model twice) one run serves for both."""
-    from abtest.online.experiment import ExperimentData, simulate_period
+    from abtest.online.experiment import simulate_period
     from abtest.online.user_stats import pre_period_stats
     from abtest.serving import build_policy
     from simulator.logs import start_datetime

@@ -47,15 +47,31 @@ def rerandomise(data: ExperimentData, salt: str, allocation: dict[str, float]) -
 
 @dataclass(frozen=True)
 class StudyResult:
+    """An A/A or coverage study; every mapping is scenario (or "overall") -> metric -> value."""
+
     runs: int
     alpha: float
-    rate: dict[str, dict[str, float]]  # scenario -> metric -> rejection (A/A) or coverage rate
-    p_values: dict[str, dict[str, list[float]]]
+    rate: dict[str, dict[str, float]]  # rejection (A/A) or coverage rate
+    p_values: dict[str, dict[str, list[float]]]  # one per run, NaN where unknown
     ks_pvalue: float  # uniformity of all p-values pooled (A/A); nan for coverage
     true_lift: dict[str, dict[str, float | None]]
 
-    def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+
+@dataclass(frozen=True)
+class MdePath:
+    """One scenario × metric of the power table."""
+
+    mde_by_day: tuple[float | None, ...]  # relative MDE at 80% power after each day
+    days_needed: int | None  # to detect the table's lift; None if never
+    decay: float | None  # b in MDE ∝ days^(-b); None if the MDE does not shrink
+    extrapolated: bool  # days_needed is beyond the simulated days
+
+
+@dataclass(frozen=True)
+class PowerTable:
+    lift: float
+    days_simulated: int
+    scenarios: dict[str, dict[str, MdePath]]  # scenario (or "overall") -> metric
 
 
 def _study(
@@ -75,15 +91,14 @@ def _study(
     for r in tqdm(range(runs), desc=what, disable=None if progress else True, leave=False):
         trial = rerandomise(data, f"{salt_prefix}-{r}", allocation)
         res = analyse(trial, traffic, expected, opts, daily=False, extras=False)
-        entries = {**res["scenarios"], "overall": res["overall"]}
-        for name, entry in entries.items():
+        for name, population in {**res.scenarios, "overall": res.overall}.items():
             for m in METRICS:
-                b = entry["metrics"][m]
-                truth.setdefault(name, {})[m] = b["true_lift"]
+                b = population.metrics[m]
+                truth.setdefault(name, {})[m] = b.true_lift
                 pvals.setdefault(name, {}).setdefault(m, []).append(
-                    np.nan if b["p_value"] is None else b["p_value"]
+                    np.nan if b.p_value is None else b.p_value
                 )
-                hits.setdefault(name, {}).setdefault(m, []).append(b["true_in_ci"])
+                hits.setdefault(name, {}).setdefault(m, []).append(b.true_in_ci)
     return hits, pvals, truth
 
 
@@ -150,7 +165,7 @@ def power_table(
     allocation: dict[str, float],
     lift: float,
     opts: AnalysisOptions | None = None,
-) -> dict:
+) -> PowerTable:
     """Per scenario and metric: MDE after each simulated day (A/A data split by the
     allocation), and the days needed to detect a relative `lift` at 80% power.
 
@@ -161,7 +176,6 @@ def power_table(
     opts = opts or AnalysisOptions()
     aa = rerandomise(data, "power", allocation)
     expected = {a: allocation[a] for a in ARMS}
-    out: dict = {"lift": lift, "days_simulated": data.days, "scenarios": {}}
     per_day = []
     for d in range(1, data.days + 1):
         short = dataclasses.replace(
@@ -170,31 +184,30 @@ def power_table(
             observed=UserStats(aa.observed.values[:, :, :, :d], aa.start_day),
             truth=None,
         )
-        per_day.append(analyse(short, traffic, expected, opts, daily=False, extras=False))
-    names = [*per_day[-1]["scenarios"], "overall"]
-    for name in names:
-        block = {}
-        for m in METRICS:
-            mdes = []
-            for res in per_day:
-                entry = res["overall"] if name == "overall" else res["scenarios"][name]
-                mdes.append(entry["metrics"][m]["mde"])
-            needed = next((i + 1 for i, v in enumerate(mdes) if v is not None and v <= lift), None)
-            decay = _decay(mdes)
-            extrapolated = needed is None and decay is not None
-            if extrapolated:
-                needed = int(np.ceil(data.days * (mdes[-1] / lift) ** (1 / decay)))
-            block[m] = {
-                "mde_by_day": mdes,
-                "days_needed": needed,
-                "decay": decay,
-                "extrapolated": extrapolated,
-            }
-        out["scenarios"][name] = block
-    return out
+        res = analyse(short, traffic, expected, opts, daily=False, extras=False)
+        per_day.append({**res.scenarios, "overall": res.overall})
+    scenarios = {
+        name: {
+            m: _mde_path([p[name].metrics[m].mde for p in per_day], lift, data.days)
+            for m in METRICS
+        }
+        for name in per_day[-1]
+    }
+    return PowerTable(lift, data.days, scenarios)
+
+
+def _mde_path(mdes: list[float | None], lift: float, days: int) -> MdePath:
+    needed = next((i + 1 for i, v in enumerate(mdes) if v is not None and v <= lift), None)
+    decay = _decay(mdes)
+    extrapolated = needed is None and decay is not None
+    if extrapolated:
+        needed = int(np.ceil(days * (mdes[-1] / lift) ** (1 / decay)))
+    return MdePath(tuple(mdes), needed, decay, extrapolated)
 
 
 __all__ = [
+    "MdePath",
+    "PowerTable",
     "StudyResult",
     "aa_study",
     "binomial_band",

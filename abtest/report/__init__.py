@@ -1,5 +1,8 @@
-"""abtest.report: the report folder of a run (markdown, HTML, CSV, plots).
+"""abtest.report: what the user reads of a run or a study.
 
-Renders the typed results of :mod:`abtest.online`. May import ``core`` and
+The report folder of a run (``folder``: results.json, lift.csv, report.md/html, plots),
+built from the typed results of :mod:`abtest.online.results` (``document``, ``tables``,
+``plots``, with ``format`` and ``layout`` for numbers and order), and the text, JSON and
+plot of the A/A, coverage and power studies (``studies``). May import ``core`` and
 ``abtest.online``; never ``abtest.cli``.
 """

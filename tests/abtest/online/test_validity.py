@@ -92,7 +92,7 @@ def test_coverage_of_the_true_lift_is_near_95_percent(tiny):
 def test_power_table_mde_shrinks_with_days(tiny):
     cfg, _, _, twin, traffic = tiny
     table = power_table(_aa_data(twin), traffic, dict(cfg.experiment.allocation), 0.05)
-    mdes = table["scenarios"]["overall"]["watch_time_per_user"]["mde_by_day"]
+    mdes = table.scenarios["overall"]["watch_time_per_user"].mde_by_day
     assert len(mdes) == DAYS and mdes[-1] < mdes[0]
-    need = table["scenarios"]["overall"]["watch_time_per_user"]["days_needed"]
+    need = table.scenarios["overall"]["watch_time_per_user"].days_needed
     assert need is not None and need >= 1

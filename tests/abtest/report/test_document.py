@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from abtest.report import document as report
+from abtest.online.results_json import from_json
+from abtest.report import document, folder, plots, tables
 from core.errors import UserError
 from tests.conftest import FIXTURES
 
@@ -48,14 +49,15 @@ def small(results: dict) -> dict:
 @pytest.fixture
 def fast_plots(monkeypatch):
     """Skip PNG encoding (the slow part) where the test is about files, not pictures."""
-    monkeypatch.setattr(report, "_save_png", lambda fig, path: Path(path).write_bytes(PNG_MAGIC))
+    monkeypatch.setattr(plots, "save_png", lambda fig, path: Path(path).write_bytes(PNG_MAGIC))
 
 
 @pytest.fixture(scope="module")
 def rendered(tmp_path_factory) -> tuple[dict, dict[str, Path]]:
     results = example()
     results["scenarios"]["home_feed"]["metrics"]["ctr"]["power"] = float("nan")
-    return results, report.write_report(results, tmp_path_factory.mktemp("run") / "a" / "b")
+    out = tmp_path_factory.mktemp("run") / "a" / "b"
+    return results, folder.write_report(from_json(results), out)
 
 
 def test_fixture_is_realistic():
@@ -94,7 +96,7 @@ def test_lift_csv(rendered):
     results, paths = rendered
     with paths["lift.csv"].open(newline="") as f:
         rows = list(csv.reader(f))
-    assert tuple(rows[0]) == report.CSV_FIELDS
+    assert tuple(rows[0]) == tables.CSV_FIELDS
     body = rows[1:]
     assert len(body) == 5 * 4 + 4
     assert [r[0] for r in body[::4]] == [*SCENARIOS, "overall"]  # high traffic first, then low
@@ -102,7 +104,7 @@ def test_lift_csv(rendered):
     ctr = results["scenarios"]["home_feed"]["metrics"]["ctr"]
     assert first["metric"] == "ctr" and first["traffic"] == "high"
     assert float(first["lift"]) == ctr["lift"] and first["significant"] == "true"
-    degenerate = next(r for r in body if r[0] == "new_user_landing" and r[2] == "sessions_per_user")
+    degenerate = next(r for r in body if r[0] == "new_user_landing" and r[2] == "pages_per_user")
     assert dict(zip(rows[0], degenerate, strict=True))["p_value"] == ""
 
 
@@ -112,7 +114,7 @@ def test_markdown_content(rendered):
     for name in SCENARIOS:
         assert name in md
     assert "new_user_landing (low traffic)" in md
-    assert "— OK" in md and report.SRM_WARNING not in md
+    assert "— OK" in md and tables.SRM_WARNING not in md
     assert "True lift inside the 95% CI for" in md
     for section in ("## Segments", "| cold |", "| heavy |", "## Serving", "p99 (ms)"):
         assert section in md
@@ -133,16 +135,16 @@ def test_html_references_every_plot(rendered):
 
 
 def test_render_run_is_deterministic(tmp_path):
-    paths = report.write_report(small(example()), tmp_path)
+    paths = folder.write_report(from_json(small(example())), tmp_path)
     before = {name: path.read_bytes() for name, path in paths.items()}
-    again = report.render_run(tmp_path)
+    again = folder.render_run(tmp_path)
     assert set(again) == ALL_FILES
     for name, data in before.items():
         assert again[name].read_bytes() == data, name
 
 
 def test_format_table():
-    table = report.format_table(example())
+    table = tables.format_table(from_json(example()))
     lines = table.splitlines()
     scenario_lines = [line for line in lines if line.split(" ")[0] in [*SCENARIOS, "overall"]]
     assert [line.split(" ")[0] for line in scenario_lines] == [*SCENARIOS, "overall"]
@@ -155,27 +157,28 @@ def test_format_table():
 def test_flagged_srm_warns():
     results = example()
     results["srm"].update(flagged=True, p_value=1e-6, statistic=24.0)
+    results = from_json(results)
     warning = "sample ratio mismatch: do not trust these results"
-    assert warning in report.markdown(results)
-    assert warning in report.format_table(results)
-    assert "> **Warning: " in report.markdown(results)
+    assert warning in document.markdown(results)
+    assert warning in tables.format_table(results)
+    assert "> **Warning: " in document.markdown(results)
 
 
 def test_non_synthetic_has_no_truth(tmp_path, monkeypatch):
-    results = non_synthetic(example())
-    md = report.markdown(results)
+    results = from_json(non_synthetic(example()))
+    md = document.markdown(results)
     assert "True lift inside" not in md and "true lift" not in md
-    assert "true" not in report.format_table(results).splitlines()[1]
+    assert "true" not in tables.format_table(results).splitlines()[1]
     colours: list[str] = []
-    save = report._save_png
+    save = plots.save_png
 
     def spy(fig, path):
         colours.extend(line.get_color() for ax in fig.axes for line in ax.get_lines())
         save(fig, path)
 
-    monkeypatch.setattr(report, "_save_png", spy)
-    paths = report.write_report(small(results), tmp_path)
-    assert colours and report.TRUTH_COLOUR not in colours
+    monkeypatch.setattr(plots, "save_png", spy)
+    paths = folder.write_report(from_json(small(non_synthetic(example()))), tmp_path)
+    assert colours and plots.TRUTH_COLOUR not in colours
     assert paths["forest.png"].read_bytes().startswith(PNG_MAGIC)
 
 
@@ -185,7 +188,7 @@ def test_optional_sections_missing(tmp_path, fast_plots):
         del results[key]
     for key in ("alpha", "correction", "cuped", "synthetic", "created", "config_fingerprint"):
         del results[key]
-    paths = report.write_report(results, tmp_path)
+    paths = folder.write_report(from_json(results), tmp_path)
     assert set(paths) == {"results.json", "lift.csv", "report.md", "report.html"} | {
         "forest.png",
         "mde.png",
@@ -210,16 +213,17 @@ def test_nulls_everywhere_render(tmp_path):
     results["distributions"] = {"home_feed": results["distributions"]["home_feed"]}
     results["distributions"]["overall"] = {"edges": 3, "control": "x"}
     results["segments"]["cold"]["scenarios"]["home_feed"]["metrics"] = []
-    paths = report.write_report(results, tmp_path)
+    results = from_json(results)
+    paths = folder.write_report(results, tmp_path)
     assert "—" in paths["report.md"].read_text()
-    assert "not checked" in report.format_table(results)
+    assert "not checked" in tables.format_table(results)
 
 
 def test_stale_plots_are_removed(tmp_path, fast_plots):
-    report.write_report(small(example()), tmp_path)
+    folder.write_report(from_json(small(example())), tmp_path)
     results = small(example())
     del results["daily"]
-    report.write_report(results, tmp_path)
+    folder.write_report(from_json(results), tmp_path)
     assert not (tmp_path / "cumulative.png").exists()
     assert (tmp_path / "watch_time.png").exists()
 
@@ -268,7 +272,7 @@ def _a_file(tmp_path: Path) -> Path:
 )
 def test_render_run_bad_input(tmp_path, make, match):
     with pytest.raises(UserError, match=match):
-        report.render_run(make(tmp_path))
+        folder.render_run(make(tmp_path))
 
 
 @pytest.mark.parametrize("key", ["treatment", "seed", "srm", "overall"])
@@ -276,13 +280,13 @@ def test_write_report_missing_key(tmp_path, key):
     results = example()
     del results[key]
     with pytest.raises(UserError, match=f"missing required key '{key}'"):
-        report.write_report(results, tmp_path)
+        folder.write_report(from_json(results), tmp_path)
     assert not list(tmp_path.iterdir())
 
 
 def test_failed_rerender_keeps_old_report(tmp_path, monkeypatch, fast_plots):
     results = non_synthetic(example())
-    report.write_report(results, tmp_path)
+    folder.write_report(from_json(results), tmp_path)
     before = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
 
     def boom(_results):
@@ -290,8 +294,8 @@ def test_failed_rerender_keeps_old_report(tmp_path, monkeypatch, fast_plots):
 
     changed = copy.deepcopy(results)
     changed["seed"] = 1
-    monkeypatch.setattr(report, "_plot_mde", boom)  # the last plot: everything else rendered
+    monkeypatch.setattr(plots, "plot_mde", boom)  # the last plot: everything else rendered
     with pytest.raises(RuntimeError, match="plotting failed"):
-        report.write_report(changed, tmp_path)
+        folder.write_report(from_json(changed), tmp_path)
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     assert after == before  # no new files, no temp files left, old ones untouched
