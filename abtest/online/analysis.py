@@ -151,7 +151,9 @@ def _metric_test(
     res = _test(cols[0], cols[1], metric, opts)
     boot = None
     if opts.bootstrap > 0 and min(len(cols[0]), len(cols[1])) >= 2:
-        rng = np.random.default_rng([opts.seed, -1 if scenario is None else scenario, len(users)])
+        # keyed by (seed, scenario or 0 for overall, population, metric): seeds must be >= 0
+        key = [opts.seed, 0 if scenario is None else scenario + 1, len(users)]
+        rng = np.random.default_rng([*key, METRICS.index(metric)])
         lo_b, hi_b = stats.bootstrap_lift_ci(
             cols[0],
             cols[1],

@@ -94,3 +94,19 @@ def test_headline_only_and_no_truth():
         for p in [*blind.scenarios.values(), blind.overall]
         for m in p.metrics.values()
     )
+
+
+def test_bootstrap_ci_for_every_scenario_and_overall():
+    """`run --bootstrap N` crashed on the overall row (a negative rng key)."""
+    opts = AnalysisOptions(bootstrap=200, seed=5)
+    res = analyse(fake_experiment(truth=True), TRAFFIC, EXPECTED, opts, daily=False)
+    again = analyse(fake_experiment(truth=True), TRAFFIC, EXPECTED, opts, daily=False)
+    for population in [*res.scenarios.values(), res.overall]:
+        for m in METRICS:
+            lift = population.metrics[m]
+            if lift.bootstrap_ci is None:  # fewer than 2 users in an arm
+                continue
+            lo, hi = lift.bootstrap_ci
+            assert (lo is None) == (hi is None) and (lo is None or lo <= hi)
+    assert res.overall.metrics["ctr"].bootstrap_ci is not None
+    assert to_json(res) == to_json(again)
