@@ -3,28 +3,44 @@
 Checkpoints live under ``.cache/models/<data hash>/<name>-seed<N>-<training hash>.pt``: the
 file name says what it was trained on, and loading verifies it (see
 :mod:`models.checkpoint`). Floors (`popular`, `random`) need no training.
+
+A cached artefact that fails verification (a log folder whose files or manifest changed, a
+checkpoint whose bytes differ from its recorded sha256 or cannot be read) is treated as
+missing: it is rebuilt, with one ``note:`` line on stderr saying why.
 """
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from core.config import Config
-from models.checkpoint import load_checkpoint, save_checkpoint, training_hash
+from core.staging import remove_stale
+from models.checkpoint import CheckpointDamaged, load_checkpoint, save_checkpoint, training_hash
 from models.data import Dataset, load_dataset
 from models.floors import FLOOR_RECALLERS
 from models.recaller import ModelRecaller, Recaller
 from models.train import TrainConfig, Trainer
 from models.zoo import ModelConfig, check_model_name
-from simulator.generation import MANIFEST, cache_dir, generate, log_dir_for
+from simulator.generation import cache_dir, generate, log_dir_for
+from simulator.logfolder import DATA_FILES, MANIFEST, problems
+
+
+def _note(message: str) -> None:
+    print(f"note: {message}", file=sys.stderr)
 
 
 def ensure_logs(config: Config, progress: bool = True) -> Path:
-    """The config's generated log folder, generating it first if it is missing."""
+    """The config's generated log folder, verified; generated first if it is missing or
+    fails verification (saying why, unless there was nothing there)."""
     out = log_dir_for(config)
-    if not (out / MANIFEST).exists():
+    remove_stale(out)  # staging folders of generators that were killed
+    bad = problems(out, fingerprint=out.name)
+    if bad:
+        if any((out / name).exists() for name in (*DATA_FILES, MANIFEST)):
+            _note(f"cached logs in {out} failed verification, regenerating: {'; '.join(bad)}")
         generate(config, out, progress=progress)
     return out
 
@@ -68,15 +84,20 @@ def get_model(
         return Ready(FLOOR_RECALLERS[name].from_dataset(data, seed), None, False, 0.0, [])
     model_cfg = ModelConfig(name, data.spec)
     path, th = checkpoint_path(data, model_cfg, train_cfg, seed)
+    remove_stale(path.parent)  # staging folders of writers that were killed
     if path.exists() and not retrain:
-        model, extra = load_checkpoint(path, data, model_cfg, th)
-        return Ready(
-            ModelRecaller(name, model, data.items),
-            path,
-            False,
-            extra.get("train_seconds", 0.0),
-            extra.get("history", []),
-        )
+        try:
+            model, extra = load_checkpoint(path, data, model_cfg, th)
+        except CheckpointDamaged as exc:
+            _note(f"cached checkpoint {path} failed verification, retraining: {exc.reason}")
+        else:
+            return Ready(
+                ModelRecaller(name, model, data.items),
+                path,
+                False,
+                extra.get("train_seconds", 0.0),
+                extra.get("history", []),
+            )
     t0 = time.perf_counter()
     result = Trainer(data, model_cfg, train_cfg, seed, progress=progress).run()
     seconds = time.perf_counter() - t0

@@ -154,8 +154,13 @@ def replace_dir(staged: Path, target: Path) -> None:
         raise UserError(f"cannot replace {target}: {exc.strerror or exc}") from None
 
 
-class Terminated(Exception):
-    """SIGTERM arrived; raised in the main thread so `finally` blocks clean up."""
+class Terminated(BaseException):
+    """SIGTERM arrived; raised in the main thread so `finally` blocks clean up.
+
+    A BaseException, like KeyboardInterrupt: it can surface inside any library call, and a
+    library's ``except Exception`` must not swallow it (tqdm, starting its monitor thread,
+    turns any Exception into a warning and carries on).
+    """
 
 
 @contextlib.contextmanager

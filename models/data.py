@@ -30,6 +30,15 @@ from core import keyed
 from core.config import Config
 from core.errors import UserError
 from models.features import click_histories
+from simulator.logfolder import (
+    ITEMS,
+    LOGS,
+    MANIFEST,
+    USERS,
+    logs_fingerprint,
+    read_manifest,
+    verify_named,
+)
 from simulator.logs import read_logs, validate_side_table
 
 DURATION_EDGES = np.array([10.0, 20.0, 40.0, 80.0, 160.0, 320.0, 640.0])  # seconds
@@ -126,6 +135,29 @@ def content_hash(frames: list[pl.DataFrame]) -> str:
     return h.hexdigest()[:16]
 
 
+def data_hash(
+    frames: list[pl.DataFrame], pre_end: dt.datetime, config: Config, valid_days: int
+) -> str:
+    """What a dataset is built from, and so what keys the models trained on it: the tables'
+    contents, the end of the pre-period (from the manifest: it splits training from
+    validation), the config sections that shape the logs and the held-out days.
+
+    Not the whole config (serving and experiment settings do not change the data, and their
+    edits must not retrain), nor the files' digests (verified before the tables are read;
+    the same rows written twice may differ in bytes).
+    """
+    blob = json.dumps(
+        {
+            "tables": content_hash(frames),
+            "pre_period_end": pre_end.isoformat(),
+            "logs_config": logs_fingerprint(config),
+            "valid_days": valid_days,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
 def _side_table(path: Path, table: str) -> pl.DataFrame:
     try:
         df = pl.read_parquet(path)
@@ -138,8 +170,11 @@ def _side_table(path: Path, table: str) -> pl.DataFrame:
 
 
 def load_dataset(log_dir: str | Path, config: Config, valid_days: int = 2) -> Dataset:
-    """Read a generated log folder and build requests, items and the three example sets."""
+    """Read a generated log folder and build requests, items and the three example sets.
+
+    The folder is verified against its manifest first (a changed file is refused)."""
     log_dir = Path(log_dir)
+    verify_named(log_dir)
     pre_end = _pre_period_end(log_dir)
     if not 0 < valid_days < config.periods.pre_days:
         raise UserError(
@@ -147,9 +182,9 @@ def load_dataset(log_dir: str | Path, config: Config, valid_days: int = 2) -> Da
             f"are held out for validation), got {config.periods.pre_days}"
         )
     names = config.scenario_names
-    logs = read_logs(log_dir / "logs.parquet", scenarios=names)
-    users = _side_table(log_dir / "users.parquet", "users")
-    items = _side_table(log_dir / "items.parquet", "items")
+    logs = read_logs(log_dir / LOGS, scenarios=names, verify=False)
+    users = _side_table(log_dir / USERS, "users")
+    items = _side_table(log_dir / ITEMS, "items")
     _check_items_known(logs, items, log_dir)
     cut = pre_end - dt.timedelta(days=valid_days)
     pre = logs.filter(pl.col("timestamp") < pre_end)
@@ -182,20 +217,17 @@ def load_dataset(log_dir: str | Path, config: Config, valid_days: int = 2) -> Da
         train=_examples(early.filter(pl.col("click") == 1)),
         valid=_examples(late.filter(pl.col("click") == 1)),
         pretrain=_examples(early),
-        data_hash=content_hash([logs, users, items]),
+        data_hash=data_hash([logs, users, items], pre_end, config, valid_days),
     )
 
 
 def _pre_period_end(log_dir: Path) -> dt.datetime:
     """The end of the pre-period, from the log folder's manifest."""
-    manifest_path = log_dir / "manifest.json"
-    if not manifest_path.exists():
-        raise UserError(f"{log_dir} is not a complete log folder (no manifest.json)")
+    manifest = read_manifest(log_dir)
     try:
-        manifest = json.loads(manifest_path.read_text())
         return dt.datetime.fromisoformat(manifest["pre_period_end"])
     except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{manifest_path}: unreadable manifest ({exc})") from None
+        raise UserError(f"{log_dir / MANIFEST}: unreadable manifest ({exc})") from None
 
 
 def _check_items_known(logs: pl.DataFrame, items: pl.DataFrame, log_dir: Path) -> None:

@@ -2,8 +2,10 @@
 
 ``generate(config, out_dir)`` simulates the pre-period and the experiment period under the
 logging policy and writes ``logs.parquet``, ``users.parquet``, ``items.parquet`` and
-``manifest.json`` (config fingerprint, seed, periods, engine figures) into `out_dir`.
-Each file is written atomically; the manifest last, so a folder with a manifest is complete.
+``manifest.json`` (config fingerprint, seed, periods, engine figures, and the files' sha256:
+see :mod:`simulator.logfolder`) into `out_dir`. The files are written in a staging folder
+inside `out_dir` (removed however the job ends; one left by a killed job is removed by the
+next) and moved in one by one, the manifest last: a folder with a manifest is complete.
 """
 
 from __future__ import annotations
@@ -11,8 +13,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import resource
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,13 +22,13 @@ import polars as pl
 from core import fileio
 from core.config import Config
 from core.errors import UserError
+from core.staging import staging_dir
 from simulator.engine import Engine, EngineStats
+from simulator.logfolder import DATA_FILES, ITEMS, LOGS, MANIFEST, USERS, logs_fingerprint, seal
 from simulator.logs import LogWriter, start_datetime, world_tables
 from simulator.policies import LoggingPolicy
 from simulator.synthetic import SyntheticWorld
 from simulator.world import World
-
-LOGS, USERS, ITEMS, MANIFEST = "logs.parquet", "users.parquet", "items.parquet", "manifest.json"
 
 
 def cache_dir() -> Path:
@@ -48,16 +48,13 @@ def cache_dir() -> Path:
     return Path(value)
 
 
-LOG_SECTIONS = ("seed", "world", "scenarios", "traffic", "leave", "periods", "logging_policy")
-
-
 def log_dir_for(config: Config) -> Path:
     """Where a config's generated logs are cached, keyed by the sections that shape them.
 
     Serving and experiment settings do not change the pre-period logs, so editing them
     reuses the logs and the models trained on them.
     """
-    return cache_dir() / "logs" / config.fingerprint(LOG_SECTIONS)
+    return cache_dir() / "logs" / logs_fingerprint(config)
 
 
 @dataclass(frozen=True)
@@ -125,8 +122,7 @@ def generate(config: Config, out_dir: str | Path, *, progress: bool = True) -> G
     t0 = time.perf_counter()
     world = SyntheticWorld(config)
     policy = LoggingPolicy(world, config.seed)
-    stage = Path(tempfile.mkdtemp(prefix=".staging-", dir=out))
-    try:
+    with staging_dir(out) as stage:
         with LogWriter(world, [policy.name]) as writer:
             engine = Engine(world, [policy], [writer], seed=config.seed)
             stats = engine.run(0, config.periods.total_days, progress=progress, desc="logging")
@@ -136,13 +132,11 @@ def generate(config: Config, out_dir: str | Path, *, progress: bool = True) -> G
         items.write_parquet(stage / ITEMS)
         summary = summarise(pl.scan_parquet(stage / LOGS), list(config.scenario_names))
         wall = time.perf_counter() - t0
-        fileio.write_json(stage / MANIFEST, _manifest(config, world, stats, summary, wall))
+        seal(stage, _manifest(config, world, stats, summary, wall))
         # The manifest marks a complete folder: drop the old one first, move it in last.
         (out / MANIFEST).unlink(missing_ok=True)
-        for name in (LOGS, USERS, ITEMS, MANIFEST):
+        for name in (*DATA_FILES, MANIFEST):
             os.replace(stage / name, out / name)
-    finally:
-        shutil.rmtree(stage, ignore_errors=True)
     return Generated(out, summary, stats, wall, peak_rss_mb())
 
 
@@ -151,6 +145,7 @@ def _manifest(config: Config, world: World, stats: EngineStats, summary: pl.Data
     return {
         "kind": "synthetic",
         "config_fingerprint": config.fingerprint(),
+        "logs_fingerprint": logs_fingerprint(config),
         "seed": config.seed,
         "config": config.to_dict(),
         "start": start.isoformat(),

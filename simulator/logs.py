@@ -26,8 +26,9 @@ column and the first offending rows in its error.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-import shutil
+import os
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -37,6 +38,8 @@ import polars as pl
 
 from core import fileio
 from core.errors import UserError
+from core.staging import staging_dir
+from simulator.logfolder import LOGS, verify_named
 from simulator.policies import RequestBatch, Slates
 from simulator.world import Responses, World
 
@@ -214,13 +217,22 @@ def validate_side_table(df: pl.DataFrame, table: str, source: str | None = None)
     return df
 
 
-def read_logs(path: str | Path, *, scenarios: Sequence[str] | None = None) -> pl.DataFrame:
-    """Read and validate a parquet log file (or a folder holding ``logs.parquet``)."""
+def read_logs(
+    path: str | Path, *, scenarios: Sequence[str] | None = None, verify: bool = True
+) -> pl.DataFrame:
+    """Read and validate a parquet log file (or a folder holding ``logs.parquet``).
+
+    A folder with a manifest is verified first (:func:`simulator.logfolder.verify_named`):
+    a file changed since it was generated is refused. ``verify=False``: the caller has
+    verified the folder already.
+    """
     path = Path(path)
     if path.is_dir():
-        path = path / "logs.parquet"
+        path = path / LOGS
     if not path.exists():
         raise UserError(f"log file not found: {path}")
+    if verify:
+        verify_named(path)
     try:
         df = pl.read_parquet(path)
     except Exception as exc:  # polars raises several types for a corrupt file
@@ -257,18 +269,31 @@ def start_datetime(world: World) -> dt.datetime:
     return dt.datetime(day0.year, day0.month, day0.day, tzinfo=dt.timezone.utc)
 
 
+def chunk_root() -> Path:
+    """Where log writers keep their chunk files: one folder per user in the temp folder."""
+    uid = os.getuid() if hasattr(os, "getuid") else "user"
+    return Path(tempfile.gettempdir()) / f"abtest-logs-{uid}"
+
+
 class LogWriter:
     """An engine sink writing every exposure in the log schema as parquet chunks.
 
     Memory stays bounded by `chunk_rows`; :meth:`finish` merges the chunks into one file
-    sorted by time (streaming) and writes it atomically.
+    sorted by time (streaming) and writes it atomically. The chunks live in a staging folder
+    under :func:`chunk_root` that :meth:`close` removes (use the writer as a context manager,
+    or close it in a ``finally``: SIGTERM reaches it as an exception); one left by a killed
+    process is removed by the next writer.
     """
 
     def __init__(self, world: World, arm_names: Sequence[str], chunk_rows: int = 500_000):
         self.world = world
         self.arm_names = list(arm_names)
         self.chunk_rows = chunk_rows
-        self.tmpdir = Path(tempfile.mkdtemp(prefix="abtest-logs-"))
+        root = chunk_root()
+        with contextlib.suppress(OSError):  # private to this user; staging_dir reports failures
+            root.mkdir(mode=0o700, exist_ok=True)
+        self._stack = contextlib.ExitStack()
+        self.tmpdir = self._stack.enter_context(staging_dir(root))
         self._parts: dict[str, list[np.ndarray]] = {}
         self._rows = 0
         self.chunks: list[Path] = []
@@ -334,7 +359,8 @@ class LogWriter:
         return Path(path)
 
     def close(self) -> None:
-        shutil.rmtree(self.tmpdir, ignore_errors=True)
+        """Remove the chunk files (idempotent)."""
+        self._stack.close()
 
     def __enter__(self) -> LogWriter:
         return self

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -82,3 +84,14 @@ def test_unwritable_parent_is_a_user_error(tmp_path):
     blocker.write_text("")
     with pytest.raises(UserError, match="cannot write to"), staging.staging_dir(blocker / "x"):
         pass
+
+
+def test_sigterm_is_not_swallowed_by_a_library_catching_exception():
+    """tqdm wraps the start of its monitor thread in ``except Exception`` (a warning): a
+    SIGTERM arriving there must still end the command."""
+    with pytest.raises(staging.Terminated, match="signal 15"), staging.sigterm_raises():
+        try:
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler raises here
+        except Exception:
+            pytest.fail("SIGTERM swallowed by `except Exception`")
