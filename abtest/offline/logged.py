@@ -11,7 +11,6 @@ logged time (``REAL_SPLIT``).
 from __future__ import annotations
 
 import datetime as dt
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import polars as pl
 
 from core.config import Config, config_from_dict
 from core.errors import UserError
+from simulator.logfolder import read_manifest, verify_named
 from simulator.logs import read_logs
 
 REAL_SPLIT = 0.5  # logs without a world: evaluate on the later half of the logged time
@@ -52,15 +52,7 @@ def _read_manifest(manifest_path: Path) -> tuple[Config | None, dt.datetime | No
     """The world's config and the end of its pre-period (both None unless synthetic)."""
     if not manifest_path.exists():
         return None, None
-    try:
-        manifest = json.loads(manifest_path.read_text())
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{manifest_path}: unreadable manifest ({exc})") from None
-    if not isinstance(manifest, dict):
-        raise UserError(
-            f"{manifest_path}: unreadable manifest (a JSON object expected, got "
-            f"{type(manifest).__name__})"
-        )
+    manifest = read_manifest(manifest_path.parent)
     if manifest.get("kind") != "synthetic":
         return None, None
     try:
@@ -87,6 +79,7 @@ def load_logged(log_dir: str | Path, eval_start: dt.datetime | None = None) -> L
     """Read a log folder (or parquet file); synthetic if a ``synthetic`` manifest is beside it."""
     path = Path(log_dir)
     folder = path if path.is_dir() else path.parent
+    verify_named(path)  # before its manifest is trusted: a damaged folder is refused whole
     config, pre_end = _read_manifest(folder / "manifest.json")
     scen = config.scenario_names if config is not None else None
     logs = read_logs(path, scenarios=scen)
