@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from pathlib import Path
 
@@ -24,7 +25,9 @@ def add_parsers(subparsers) -> None:
     rep = subparsers.add_parser(
         "report",
         help="re-render a run's report from its saved results.json",
-        description="Re-render report.md, report.html, lift.csv and the plots of a run folder.",
+        description="Re-render report.md, report.html, lift.csv and the plots of a run folder. "
+        "They are replaced together (a reader sees the old report or the new one); other "
+        "files in the folder, such as events.parquet, stay.",
     )
     rep.add_argument("run_dir", metavar="RUNDIR", help="a folder written by `run`")
     rep.set_defaults(func=cmd_report)
@@ -39,7 +42,10 @@ def _add_run(subparsers) -> None:
                 "seed of the experiment period's randomness (default: the config's seed; the "
                 "world, logs and models always come from the config's seed)"
             ),
-            out_parent("report folder (default: reports/<time>-<t>-vs-<c>)"),
+            out_parent(
+                "report folder (default: reports/<time>-<t>-vs-<c>); replaced as a whole, so a "
+                "non-empty folder must be an earlier run's (other files in it are kept)"
+            ),
             epochs_parent(),
             quiet_parent(),
         ],
@@ -51,7 +57,7 @@ def _add_run(subparsers) -> None:
     run.add_argument("--treatment", required=True, type=argtypes.model_name, help="treatment model")
     run.add_argument("--control", required=True, type=argtypes.model_name, help="control model")
     run.add_argument(
-        "--days", type=argtypes.positive, help="experiment days (default: periods.experiment_days)"
+        "--days", type=argtypes.DAYS, help="experiment days (default: periods.experiment_days)"
     )
     run.add_argument("--no-cuped", action="store_true", help="no CUPED variance reduction")
     run.add_argument(
@@ -62,7 +68,7 @@ def _add_run(subparsers) -> None:
     )
     run.add_argument(
         "--bootstrap",
-        type=argtypes.positive,
+        type=argtypes.RESAMPLES,
         default=0,
         metavar="N",
         help="also a percentile bootstrap CI per lift with N resamples (a cross-check, slower)",
@@ -84,7 +90,7 @@ def _add_run(subparsers) -> None:
     )
     run.add_argument(
         "--workers",
-        type=argtypes.positive,
+        type=argtypes.WORKERS,
         default=1,
         help="simulate as N Ray tasks, one per user-hash shard (needs the `ray` extra; joins "
         "the cluster in RAY_ADDRESS if set, else starts a local Ray); same results as 1",
@@ -94,16 +100,19 @@ def _add_run(subparsers) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
-    from abtest.online.runner import RunOptions, run_ab
-    from abtest.report.folder import write_report
+    from abtest.online.runner import RunOptions, check_run, default_out, run_ab
+    from abtest.report.folder import RUN_FILES, render_into
+    from abtest.report.outdir import claim, replacing
     from abtest.report.tables import format_table
 
+    if args.fixed_sessions and not args.replay:
+        raise UserError("--fixed-sessions needs --replay LOGDIR")
+    out = claim(Path(args.out) if args.out else default_out(args.treatment, args.control))
     opts = RunOptions(
         treatment=args.treatment,
         control=args.control,
         days=args.days,
         seed=args.seed,
-        out=Path(args.out) if args.out else None,
         cuped=not args.no_cuped,
         correction=args.correction,
         bootstrap=args.bootstrap,
@@ -116,10 +125,12 @@ def cmd_run(args: argparse.Namespace) -> int:
         progress=not args.quiet,
         command="python -m abtest " + " ".join(sys.argv[1:] if args.argv is None else args.argv),
     )
-    if args.fixed_sessions and not args.replay:
-        raise UserError("--fixed-sessions needs --replay LOGDIR")
-    results, out = run_ab(cfg, opts)
-    write_report(results, out)
+    check_run(cfg, opts)
+    # everything (events.parquet during the simulation, then the report) goes into a staging
+    # folder that replaces `out` as a whole at the end
+    with replacing(out, RUN_FILES) as stage:
+        results = run_ab(cfg, dataclasses.replace(opts, out=stage))
+        render_into(results, stage)
     print(format_table(results))
     print(f"\nreport: {out}/report.md (also report.html, results.json, lift.csv, plots)")
     return 0

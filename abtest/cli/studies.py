@@ -10,7 +10,6 @@ from pathlib import Path
 from abtest.cli import argtypes
 from abtest.cli.parents import config_parent, out_parent, quiet_parent, seed_parent
 from core.config import load_config
-from core.fileio import check_writable_dir
 
 
 def add_parsers(subparsers) -> None:
@@ -62,28 +61,33 @@ def _study_parents() -> list[argparse.ArgumentParser]:
     return [
         config_parent(),
         seed_parent("seed of the simulated period (default: config's)"),
-        out_parent("write the study's JSON (and plots) here"),
+        out_parent(
+            "write the study's JSON (and plots) here; its files are replaced together, other "
+            "files in the folder are kept (a non-empty folder must hold a result of this tool)"
+        ),
         quiet_parent(),
     ]
 
 
 def _study_args(p: argparse.ArgumentParser, runs: bool = True) -> None:
-    p.add_argument("--days", type=argtypes.positive, help="experiment days (default: the config's)")
+    p.add_argument("--days", type=argtypes.DAYS, help="experiment days (default: the config's)")
     p.add_argument("--no-cuped", action="store_true", help="no CUPED variance reduction")
     if runs:
-        p.add_argument(
-            "--runs", type=argtypes.positive, default=200, help="re-randomisations (200)"
-        )
+        p.add_argument("--runs", type=argtypes.RUNS, default=200, help="re-randomisations (200)")
 
 
 def _study_setup(args: argparse.Namespace, control: str, treatment: str):
     from abtest.online.analysis import AnalysisOptions
+    from abtest.online.experiment import check_experiment_size
     from abtest.online.runner import prepare, simulate_twin
+    from abtest.report.outdir import claim
 
     cfg = load_config(args.config)
-    out = check_writable_dir(Path(args.out)) if args.out else None
+    out = claim(Path(args.out)) if args.out else None
     days = args.days or cfg.periods.experiment_days
     seed = cfg.seed if args.seed is None else args.seed
+    # the A/B sums, the twin's, their total and one re-randomised copy at a time
+    check_experiment_size(cfg, days, copies=4)
     prep = prepare(cfg, [control, treatment], not args.quiet)
     print(f"[3/4] simulating {days} days, every user under both arms", file=sys.stderr)
     data = simulate_twin(

@@ -85,10 +85,42 @@ def _columns(sums: np.ndarray, pre: np.ndarray, metric: str) -> np.ndarray:
 
 def _test(ctrl: np.ndarray, trt: np.ndarray, metric: str, opts: AnalysisOptions):
     mc, mt = stats.Moments.from_array(ctrl), stats.Moments.from_array(trt)
-    # CUPED needs pre-period variation; without it (e.g. only cold users) fall back to plain.
-    cuped = opts.cuped and bool(np.ptp(np.concatenate([ctrl[:, -1], trt[:, -1]])) > 0)
+    # CUPED needs pre-period variation; without it (e.g. only cold users, or no users at
+    # all) fall back to plain.
+    covariate = np.concatenate([ctrl[:, -1], trt[:, -1]])
+    cuped = opts.cuped and covariate.size > 0 and bool(np.ptp(covariate) > 0)
     test = stats.ratio_test if metric == "ctr" else stats.mean_test
     return test(mc, mt, cuped=cuped, alpha=opts.alpha)
+
+
+def _first_empty(totals: list[float]) -> str | None:
+    """The arm ("control"/"treatment") whose total is 0, "both" if both are, else None."""
+    empty = [ARMS[a] for a in (0, 1) if not totals[a] > 0]
+    return None if not empty else "both" if len(empty) == 2 else empty[0]
+
+
+def _note(cols: dict[int, np.ndarray], metric: str, res: stats.LiftResult) -> str | None:
+    """Why `res` has no lift, CI or p-value, in a few words; None when it has all three."""
+    if all(math.isfinite(v) for v in (res.lift, res.ci_low, res.ci_high, res.p_value)):
+        return None
+    n = [len(cols[0]), len(cols[1])]
+    checks = [(n, "users")]
+    if metric == "ctr":
+        totals = [[float(cols[a][:, c].sum()) for a in (0, 1)] for c in range(4)]
+        checks += [(totals[1], "impressions"), (totals[0], "clicks")]
+        if res.cuped:
+            checks.append((totals[3], "pre-period impressions (CUPED covariate)"))
+    for totals, what in checks:
+        arm = _first_empty(totals)
+        if arm is not None:
+            return f"no {what}" + ("" if arm == "both" else f" in the {arm} arm")
+    if min(n) < 2:
+        return f"one user in the {ARMS[n.index(min(n))]} arm: no variance"
+    if res.diff_se == 0:
+        return "constant metric: no variance"
+    if res.control == 0:
+        return "control value is 0: no relative lift"
+    return "not computable: non-finite values"
 
 
 def _value(sums: np.ndarray, metric: str) -> float:
@@ -192,6 +224,7 @@ def _metric_test(
         power=_rounded(power),
         cuped=bool(res.cuped),
         bootstrap_ci=boot,
+        note=_note(cols, metric, res),
     )
     return lift, res
 
@@ -349,6 +382,12 @@ def analyse(
     visitors = frame.visitors(None, days, in_exp)
     users = _users(data, visitors)
     srm = stats.srm_test(users, expected)
+    empty = _first_empty([users[a] for a in ARMS])
+    srm_note = (
+        None
+        if empty is None
+        else "no users" + (" in the experiment" if empty == "both" else f" in the {empty} arm")
+    )
     overall = {m: _metric_test(frame, None, visitors, days, m, opts)[0] for m in METRICS}
     results = ExperimentResults(
         treatment=data.arms[1],
@@ -362,9 +401,10 @@ def analyse(
         srm=Srm(
             statistic=_rounded(srm.statistic),
             p_value=_rounded(srm.p_value),
-            flagged=bool(srm.flagged),
+            flagged=None if empty == "both" else bool(srm.flagged),  # nothing to check
             users=PerArm(**users),
             expected=PerArm(**expected),
+            note=srm_note,
         ),
         scenarios=_scenarios(frame, in_exp, traffic, opts),
         overall=Population(PerArm(**users), _adjusted([overall], opts)[0]),

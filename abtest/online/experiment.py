@@ -31,7 +31,8 @@ import numpy as np
 import polars as pl
 
 from abtest.online.assignment import Layer
-from abtest.online.user_stats import UserStats, pre_period_stats, warm_histories
+from abtest.online.user_stats import SUMS, UserStats, pre_period_stats, warm_histories
+from core.budget import check_array
 from core.config import Config
 from core.errors import UserError
 from simulator.engine import Engine, EngineStats, LatencyHistogram
@@ -87,6 +88,14 @@ def check_allocation(config: Config) -> Layer:
             f"got {', '.join(map(repr, alloc)) or 'none'}"
         )
     return Layer(config.experiment.salt, {a: alloc[a] for a in ARMS})
+
+
+def check_experiment_size(config: Config, days: int, copies: int) -> None:
+    """Refuse in one line, before any slow work, an experiment whose `copies` arrays of
+    per-user sums (2 arms x scenarios x users x days x 5) would not fit in memory."""
+    shape = (copies, len(ARMS), len(config.scenarios), config.world.n_users, days, len(SUMS))
+    check_array("the experiment's per-user sums (copies x arms x scenarios x users x days x sums)",
+                shape)  # fmt: skip
 
 
 def _service_time(config: Config):

@@ -4,6 +4,10 @@
 the :class:`RunInfo` of the run. Any number may be ``None`` (unknown, NaN or infinite); a
 section that is ``None`` is not there (analyses that skip it, or files without it). Their
 JSON form, ``results.json``, is :mod:`abtest.online.results_json`.
+
+Degenerate data (an empty arm or scenario, one user, no clicks, a constant metric) never
+raises: the statistics that cannot be computed are ``None`` and :attr:`MetricLift.note`
+(or :attr:`Srm.note`) says why, in words the report shows.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ class MetricLift:
     power: float | None  # the power to detect the true lift
     cuped: bool | None
     bootstrap_ci: tuple[float | None, float | None] | None = None
+    # why the lift, its CI or its p-value is unknown (e.g. "no users in the treatment arm");
+    # None when all three are known
+    note: str | None = None
 
 
 NO_LIFT = MetricLift(*[None] * 13)  # a metric a population has no test for
@@ -71,6 +78,7 @@ class Srm:
     flagged: bool | None
     users: PerArm | None
     expected: PerArm | None
+    note: str | None = None  # why the check is incomplete (e.g. "no users in the experiment")
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,8 @@ def _lift_json(m: MetricLift) -> dict:
     }
     if m.bootstrap_ci is not None:
         out["bootstrap_ci"] = list(m.bootstrap_ci)
+    if m.note is not None:  # only degenerate tests have one: other files stay as they were
+        out["note"] = m.note
     return out
 
 
@@ -157,6 +159,8 @@ def to_json(r: ExperimentResults) -> dict:
         "users": _arms(srm.users),
         "expected": _arms(srm.expected),
     }
+    if srm.note is not None:
+        out["srm"]["note"] = srm.note
     out["scenarios"] = {name: _population_json(s) for name, s in r.scenarios.items()}
     out["overall"] = _population_json(r.overall)
     if r.segments is not None:
@@ -237,6 +241,7 @@ def _lift_of(x: Mapping) -> MetricLift:
             if isinstance(boot, list) and len(boot) == 2
             else None
         ),
+        note=_text(x.get("note")),
     )
 
 
@@ -389,6 +394,7 @@ def from_json(doc: Any, source: str = "results") -> ExperimentResults:
             flagged=_flag(srm.get("flagged")),
             users=_arms_of(srm.get("users")),
             expected=_arms_of(srm.get("expected")) if srm.get("expected") else None,
+            note=_text(srm.get("note")),
         ),
         scenarios={str(n): _scenario_of(s) for n, s in doc["scenarios"].items()},
         overall=_population_of(doc["overall"]),

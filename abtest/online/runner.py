@@ -1,7 +1,7 @@
 """The headline job: logs -> trained models -> simulated A/B (+ truth twin) -> statistics.
 
 ``python -m abtest run --treatment sass --control mixed`` calls :func:`run_ab` and writes
-the report of the results it returns (:mod:`abtest.report`). The world,
+the report of the results it returns (:mod:`abtest.report`) into the same folder. The world,
 its logs and the models come from the config's seed (cached under ``.cache/``); the run's
 own ``seed`` keys the experiment period's randomness (arrivals, responses, ranker noise),
 so two seeds are two independent experiments on the same world and models.
@@ -21,11 +21,10 @@ import numpy as np
 import polars as pl
 
 from abtest.online.analysis import AnalysisOptions, analyse
-from abtest.online.experiment import ARMS, ExperimentData, run_experiment
+from abtest.online.experiment import ARMS, ExperimentData, check_experiment_size, run_experiment
 from abtest.online.results import Checkpoint, ExperimentResults, RunInfo
 from core.config import Config
 from core.errors import UserError
-from core.fileio import check_writable_dir
 
 
 @dataclass(frozen=True)
@@ -34,7 +33,7 @@ class RunOptions:
     control: str
     days: int | None = None  # default: config.periods.experiment_days
     seed: int | None = None  # default: config.seed
-    out: Path | None = None
+    out: Path | None = None  # the folder events.parquet goes into (with save_events)
     cuped: bool = True
     correction: str = "bh"
     bootstrap: int = 0
@@ -111,9 +110,18 @@ def prepare(
     return Prepared(world, logs, recallers, checkpoints, data)
 
 
-def run_ab(config: Config, opts: RunOptions) -> tuple[ExperimentResults, Path]:
-    """Run the whole experiment; returns its results and the run folder (created, so far
-    empty) that its report belongs in."""
+def check_run(config: Config, opts: RunOptions) -> None:
+    """Refuse, before any work, options that cannot run together or would not fit in memory."""
+    if opts.save_events and opts.workers > 1:
+        raise UserError("--save-events is not supported with --workers (run without it)")
+    days = opts.days or config.periods.experiment_days
+    # the A/B sums, the twin's and their total; each Ray shard returns full-size arrays
+    check_experiment_size(config, days, copies=(3 if opts.twin else 1) * opts.workers)
+
+
+def run_ab(config: Config, opts: RunOptions) -> ExperimentResults:
+    """Run the whole experiment; returns its results (events.parquet, if asked for, is
+    written into ``opts.out``)."""
     from abtest.serving import build_policy
     from simulator.logs import read_logs
 
@@ -121,7 +129,10 @@ def run_ab(config: Config, opts: RunOptions) -> tuple[ExperimentResults, Path]:
         _say(f"note: treatment and control are both {opts.treatment!r}: this is an A/A test")
     days = opts.days or config.periods.experiment_days
     seed = config.seed if opts.seed is None else opts.seed
-    out = check_writable_dir(opts.out or default_out(opts.treatment, opts.control))
+    check_run(config, opts)
+    if opts.save_events and opts.out is None:
+        raise ValueError("save_events needs an output folder (RunOptions.out)")
+    out = opts.out
     t_start = time.perf_counter()
     replay = None
     if opts.replay is not None:  # checked before anything slow runs
@@ -170,7 +181,7 @@ def run_ab(config: Config, opts: RunOptions) -> tuple[ExperimentResults, Path]:
         ),
         total_seconds=round(time.perf_counter() - t_start, 1),
     )
-    return dataclasses.replace(results, run=run), out
+    return dataclasses.replace(results, run=run)
 
 
 def _simulate(
@@ -181,7 +192,7 @@ def _simulate(
     *,
     days: int,
     seed: int,
-    out: Path,
+    out: Path | None,
     replay: pl.DataFrame | None,
 ) -> ExperimentData:
     """The A/B period (and its twin), in this process or as Ray tasks."""
@@ -191,8 +202,6 @@ def _simulate(
     if opts.workers > 1:
         from abtest.online.scale import run_sharded
 
-        if opts.save_events:
-            raise UserError("--save-events is not supported with --workers (run without it)")
         _say(f"      as {opts.workers} Ray tasks, one per user-hash shard")
         pre_end = start_datetime(prep.world) + dt.timedelta(days=config.periods.pre_days)
         return run_sharded(
@@ -216,7 +225,7 @@ def _simulate(
         days=days,
         seed=seed,
         twin=opts.twin,
-        save_events=out / "events.parquet" if opts.save_events else None,
+        save_events=out / "events.parquet" if opts.save_events and out else None,
         progress=opts.progress,
         replay=replay,
         fixed_sessions=opts.fixed_sessions,

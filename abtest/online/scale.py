@@ -55,13 +55,19 @@ def _shard_task(config_tree, recallers, logs, users, names, days, seed, twin, re
 def merge(parts: list[ExperimentData]) -> ExperimentData:
     """Add the shards' per-user sums (disjoint users) into one :class:`ExperimentData`."""
     first = parts[0]
-    assignment = np.max(np.stack([p.assignment for p in parts]), axis=0)
+    # one shard at a time: stacking the shards would hold all of them twice (workers x the
+    # full arrays); the users are disjoint, so the sums are exact in any order
+    assignment = first.assignment.copy()
+    for p in parts[1:]:
+        np.maximum(assignment, p.assignment, out=assignment)
     observed = first.observed
     for p in parts[1:]:
         observed = observed.merge(p.observed)
     truth = None
     if first.truth is not None:
-        truth = np.sum([p.truth for p in parts], axis=0)
+        truth = first.truth.copy()
+        for p in parts[1:]:
+            truth += p.truth
     hist = {}
     for arm in ARMS:
         h = first.latency_hist.get(arm)

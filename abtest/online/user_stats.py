@@ -19,26 +19,30 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from core.budget import check_array
 from simulator.arrivals import DAY
 from simulator.engine import History
 from simulator.logs import logical_seconds
 from simulator.policies import RequestBatch, Slates
 from simulator.world import Responses
 
-METRICS = ("impressions", "clicks", "watch_time", "sessions", "pages")
+# the five per-user sums, in the order of the last axis (not the analysis' metrics, which
+# are built from them: see abtest.online.analysis.METRICS)
+SUMS = ("impressions", "clicks", "watch_time", "sessions", "pages")
 IMPRESSIONS, CLICKS, WATCH, SESSIONS, PAGES = range(5)
 
 
 @dataclass
 class UserStats:
-    """An engine sink: A x S x U x D x 5 sums (see :data:`METRICS`), days from `start_day`."""
+    """An engine sink: A x S x U x D x 5 sums (see :data:`SUMS`), days from `start_day`."""
 
     values: np.ndarray
     start_day: int
 
     @classmethod
     def empty(cls, n_arms: int, n_scenarios: int, n_users: int, start_day: int, n_days: int):
-        shape = (n_arms, n_scenarios, n_users, n_days, len(METRICS))
+        shape = (n_arms, n_scenarios, n_users, n_days, len(SUMS))
+        check_array("per-user sums (arms x scenarios x users x days x sums)", shape)
         return cls(np.zeros(shape, dtype=np.float64), start_day)
 
     def add(self, arm: int, batch: RequestBatch, slates: Slates, responses: Responses) -> None:
@@ -47,7 +51,7 @@ class UserStats:
             raise ValueError(f"request on day {batch.day.min()} before the stats' first day")
         # sessions of the last day that run past midnight still count to the last day
         day = np.minimum(day, self.values.shape[3] - 1)
-        rows = np.empty((len(batch), len(METRICS)))
+        rows = np.empty((len(batch), len(SUMS)))
         rows[:, IMPRESSIONS] = slates.items.shape[1]
         rows[:, CLICKS] = responses.click.sum(axis=1)
         rows[:, WATCH] = responses.watch_time.sum(axis=1)
@@ -62,7 +66,7 @@ class UserStats:
 
     def totals(self) -> dict[str, float]:
         sums = self.values.sum(axis=(0, 1, 2, 3))
-        return {m: float(sums[i]) for i, m in enumerate(METRICS)}
+        return {m: float(sums[i]) for i, m in enumerate(SUMS)}
 
 
 def pre_period_stats(
@@ -82,11 +86,11 @@ def pre_period_stats(
         pl.col("session_id").n_unique().alias("sessions"),
         pl.len().alias("pages"),
     )
-    out = np.zeros((len(scenarios), n_users, len(METRICS)))
+    out = np.zeros((len(scenarios), n_users, len(SUMS)))
     s = per_user["scenario"].replace_strict(codes, return_dtype=pl.Int64).to_numpy()
     u = per_user["user_id"].to_numpy()
     keep = (u >= 0) & (u < n_users)
-    for i, m in enumerate(METRICS):
+    for i, m in enumerate(SUMS):
         out[s[keep], u[keep], i] = per_user[m].to_numpy()[keep]
     return out
 

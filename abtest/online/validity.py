@@ -27,6 +27,7 @@ from abtest.online.analysis import METRICS, AnalysisOptions, analyse
 from abtest.online.assignment import Layer
 from abtest.online.experiment import ARMS, ExperimentData
 from abtest.online.user_stats import UserStats
+from core.budget import check_array
 
 
 def rerandomise(data: ExperimentData, salt: str, allocation: dict[str, float]) -> ExperimentData:
@@ -37,6 +38,7 @@ def rerandomise(data: ExperimentData, salt: str, allocation: dict[str, float]) -
     users = np.arange(data.truth.shape[2])
     assignment = layer.arm_index(users)
     serve = np.where(assignment == 1, 1, 0)
+    check_array("a re-randomised experiment's per-user sums", data.truth.shape)
     observed = np.zeros_like(data.truth)
     for p in (0, 1):
         observed[p][:, serve == p] = data.truth[p][:, serve == p]
@@ -113,10 +115,7 @@ def aa_study(
     """False-positive rate per scenario × metric over `runs` fresh salts (unadjusted p < α)."""
     opts = opts or AnalysisOptions()
     _, pvals, truth = _study(data, traffic, allocation, runs, opts, "aa", progress, "A/A")
-    rate = {
-        s: {m: float(np.nanmean(np.array(p) < opts.alpha)) for m, p in per.items()}
-        for s, per in pvals.items()
-    }
+    rate = {s: {m: _rejections(p, opts.alpha) for m, p in per.items()} for s, per in pvals.items()}
     pooled = np.array([p for per in pvals.values() for ps in per.values() for p in ps])
     pooled = pooled[np.isfinite(pooled)]
     ks = float(sps.kstest(pooled, "uniform").pvalue) if pooled.size else float("nan")
@@ -146,6 +145,14 @@ def _decay(mdes: list) -> float | None:
     x, y = np.array(pts).T
     b = -float(np.polyfit(x, y, 1)[0])
     return b if b > 0.05 else None
+
+
+def _rejections(p_values: list[float], alpha: float) -> float:
+    """Share of the known p-values below `alpha`; NaN when no run could test (an empty
+    scenario), rather than a false-positive rate of 0."""
+    known = np.array(p_values, dtype=float)
+    known = known[np.isfinite(known)]
+    return float(np.mean(known < alpha)) if known.size else float("nan")
 
 
 def _share(flags: list) -> float:

@@ -28,7 +28,7 @@ from abtest.report.format import (
     yes_no,
 )
 from abtest.report.plots import PLOT_CAPTIONS, plots_for
-from abtest.report.tables import SRM_WARNING, srm_line
+from abtest.report.tables import SRM_WARNING, note_lines, srm_line
 
 Block = tuple
 
@@ -82,7 +82,11 @@ def _headline(r: ExperimentResults) -> list[Block]:
         f"Lifts marked with an asterisk are significant at alpha {layout.alpha(r):g} "
         f"after {r.correction or 'no'} correction."
     )
-    return [("h2", "Headline"), ("table", header, rows), ("p", note)]
+    out: list[Block] = [("h2", "Headline"), ("table", header, rows), ("p", note)]
+    unknown = note_lines(r)
+    if unknown:
+        out.append(("p", f"Statistics that could not be computed (—): {'; '.join(unknown)}."))
+    return out
 
 
 def _all_metrics(r: ExperimentResults) -> list[Block]:
@@ -91,6 +95,8 @@ def _all_metrics(r: ExperimentResults) -> list[Block]:
     boot = any(p.metric(m).bootstrap_ci is not None for _, p in layout.rows(r) for m in metrics)
     header += ["significant"] + (["true lift"] if truth else []) + ["MDE", "CUPED"]
     header += ["bootstrap CI (no CUPED)"] if boot else []
+    notes = any(p.metric(m).note for _, p in layout.rows(r) for m in metrics)
+    header += ["note"] if notes else []
     rows = []
     for name, population in layout.rows(r):
         for metric in metrics:
@@ -105,6 +111,7 @@ def _all_metrics(r: ExperimentResults) -> list[Block]:
             if boot:
                 lo, hi = m.bootstrap_ci or (None, None)
                 row += [f"[{percent(lo)}, {percent(hi)}]"]
+            row += [m.note or ""] if notes else []
             rows.append(row)
     out: list[Block] = [("h2", "All metrics"), ("table", header, rows)]
     if r.synthetic is True:
@@ -124,13 +131,18 @@ def _all_metrics(r: ExperimentResults) -> list[Block]:
 def _segments(r: ExperimentResults) -> list[Block]:
     if not r.segments:
         return []
-    rows = []
+    rows, notes = [], []
     for seg_name, segment in r.segments.items():
         for name in layout.panel_names(r, segment.scenarios):
             population = segment.scenarios[name]
             row = [seg_name, layout.label(name, r.scenarios.get(name)), users(population.users)]
             rows.append(row + _headline_cells(population))
+            found = (population.metric(m).note for m in HEADLINE_METRICS)
+            notes.append("; ".join(dict.fromkeys(n for n in found if n)))
     header = _headline_header(r, ["segment", "scenario", "users (C / T)"])
+    if any(notes):  # a column only where a segment has an unknown statistic
+        header.append("note")
+        rows = [[*row, note] for row, note in zip(rows, notes, strict=True)]
     return [("h2", "Segments"), ("table", header, rows)]
 
 

@@ -1,17 +1,17 @@
 """A run folder's report files: results.json, lift.csv, report.md/html and the plots.
 
-Every file of a report is written to a temporary name first and all of them are renamed
-into place only after the last one rendered, so a failing re-render leaves the previous
-report whole.
+The folder is replaced as a whole (:mod:`abtest.report.outdir`): every file is rendered into
+a sibling staging folder, which then takes the folder's place in one step, so a failing or
+killed render leaves the previous report whole and a reader never sees files of two runs.
 
-- :func:`write_report`: write every file of a run folder; returns name → path.
+- :func:`render_into`: write every report file into a (fresh) folder; returns name → path.
+- :func:`write_report`: replace a run folder's report with the one of `results`.
 - :func:`read_results`: the typed results of a run folder's results.json.
 - :func:`render_run`: re-render a run folder from its results.json.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 from pathlib import Path
 
@@ -19,37 +19,45 @@ from abtest.online.results import ExperimentResults
 from abtest.online.results_json import from_json, to_json
 from abtest.report import plots as figures
 from abtest.report.document import page
+from abtest.report.outdir import replacing
 from abtest.report.tables import write_lift_csv
 from core.errors import UserError
-from core.fileio import atomic_path
+
+# the files a report render writes (a plot only when the results have its data)
+REPORT_FILES = frozenset(
+    {"results.json", "lift.csv", "report.md", "report.html", *figures.PLOT_FILES}
+)
+EVENTS = "events.parquet"  # `run --save-events`: the experiment's exposures
+RUN_FILES = REPORT_FILES | {EVENTS}  # what `run` writes: a new run replaces all of them
 
 
-def write_report(results: ExperimentResults, out_dir: str | Path) -> dict[str, Path]:
-    """Write results.json, lift.csv, report.md, report.html and the plots into `out_dir`.
-
-    Everything is rendered to temporary files first and renamed into place only when all of
-    them succeeded, so an error leaves an existing report in `out_dir` as it was.
-    """
-    out_dir = Path(out_dir)
-    if out_dir.exists() and not out_dir.is_dir():
-        raise UserError(f"report folder {out_dir} is a file, not a folder")
+def render_into(results: ExperimentResults, folder: Path) -> dict[str, Path]:
+    """Write results.json, lift.csv, report.md, report.html and the plots into `folder`
+    (a staging folder: nobody reads it until it is complete)."""
     plots = figures.plots_for(results)
     doc = json.dumps(to_json(results), indent=2, sort_keys=False, allow_nan=False) + "\n"
     texts = {"results.json": doc, **page(results, plots)}
-    paths = {name: out_dir / name for name in [*texts, "lift.csv", *plots]}
-    with contextlib.ExitStack() as stack:
-        # Each atomic_path renames its temp file when the stack unwinds without an error.
-        tmp = {name: stack.enter_context(atomic_path(path)) for name, path in paths.items()}
-        for name, text in texts.items():
-            tmp[name].write_text(text, encoding="utf-8")
-        write_lift_csv(results, tmp["lift.csv"])
-        for name, plot in plots.items():
-            figures.save_png(plot(results), tmp[name])
-    for stale in set(figures.PLOT_FILES) - set(plots):
-        # A plot a previous render drew from data these results no longer have.
-        with contextlib.suppress(FileNotFoundError):
-            (out_dir / stale).unlink()
-    return paths
+    for name, text in texts.items():
+        (folder / name).write_text(text, encoding="utf-8")
+    write_lift_csv(results, folder / "lift.csv")
+    for name, plot in plots.items():
+        figures.save_png(plot(results), folder / name)
+    return {name: folder / name for name in [*texts, "lift.csv", *plots]}
+
+
+def write_report(
+    results: ExperimentResults, out_dir: str | Path, owned=REPORT_FILES
+) -> dict[str, Path]:
+    """Replace the report in `out_dir` with the one of `results`; returns name → path.
+
+    The files named in `owned` are replaced together (a plot of the old report that the new
+    results have no data for goes); other files in `out_dir` (e.g. ``events.parquet``) stay.
+    An error leaves `out_dir` as it was.
+    """
+    out_dir = Path(out_dir)
+    with replacing(out_dir, owned) as stage:
+        names = render_into(results, stage)
+    return {name: out_dir / name for name in names}
 
 
 def read_results(run_dir: str | Path) -> ExperimentResults:

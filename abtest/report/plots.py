@@ -107,6 +107,10 @@ def plot_forest(r: ExperimentResults) -> Figure:
             if true is not None:
                 truth = True
                 ax.plot(true * 100, y, "x", color=TRUTH_COLOUR, ms=8, mew=2)
+            if lift is None and m.note:  # e.g. an arm without users: say so in the row
+                ax.annotate("no data", (0.5, y), xycoords=("axes fraction", "data"),
+                            ha="center", va="center", color="grey", fontsize=7)  # fmt: skip
+                ax.set_ylim(-0.6, len(rows) - 0.4)  # room for the text in the outer rows
         ax.axvline(0, color="grey", lw=0.8, ls="--")
         ax.xaxis.set_major_formatter(PercentFormatter(xmax=100))
         ax.set_title(metric)
@@ -172,6 +176,8 @@ def plot_cumulative(r: ExperimentResults) -> Figure:
         lift = _series(s.lift, n) * 100
         lo, hi = _series(s.ci_low, n) * 100, _series(s.ci_high, n) * 100
         colour = _colour(r, name)
+        if not np.isfinite(lift).any():
+            _empty(ax)
         ax.fill_between(day, lo, hi, color=colour, alpha=0.2, lw=0)
         ax.plot(day, lift, "-o", color=colour, ms=3)
         ax.axhline(0, color="grey", lw=0.8, ls="--")
@@ -197,6 +203,8 @@ def plot_pvalues(r: ExperimentResults) -> Figure:
     def draw(ax: Any, name: str, metric: str, day: np.ndarray, s: DailySeries) -> None:
         n = len(day)
         naive, valid = _series(s.p_naive, n), _series(s.p_always_valid, n)
+        if not np.isfinite(naive).any():
+            _empty(ax)
         # p = 0 has no place on a log axis; the floor also keeps the decades readable.
         naive, valid = np.clip(naive, P_FLOOR, 1), np.clip(valid, P_FLOOR, 1)
         ax.set_yscale("log")

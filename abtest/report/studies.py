@@ -1,9 +1,14 @@
 """What the validity studies show: the console text, the JSON document (``aa.json``,
 ``coverage.json``, ``power.json``) and the A/A p-value plot of each study of
-:mod:`abtest.online.validity`."""
+:mod:`abtest.online.validity`.
+
+Each ``write_*`` replaces its study's files in the output folder together (a staging folder
+swapped in, :mod:`abtest.report.outdir`); the other files there, e.g. another study's, stay.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +16,16 @@ from matplotlib.figure import Figure
 
 from abtest.online.analysis import HEADLINE_METRICS, METRICS
 from abtest.online.validity import PowerTable, StudyResult, binomial_band
-from core.fileio import atomic_path, write_json
+from abtest.report.outdir import replacing
+
+AA_FILES = ("aa.json", "aa_qq.png")
+COVERAGE_FILES = ("coverage.json",)
+POWER_FILES = ("power.json",)
+
+
+def _json_text(obj: dict) -> str:
+    # NaN is written as NaN (not null), as these files always were
+    return json.dumps(obj, indent=2, sort_keys=False) + "\n"
 
 
 def rate_table(rate: dict[str, dict[str, float]], title: str, band: tuple[float, float]) -> str:
@@ -71,14 +85,14 @@ def qq_plot(p_values: dict[str, dict[str, list[float]]], path: Path) -> None:
     ax.set_xlabel("uniform quantile")
     ax.set_ylabel("A/A p-value quantile")
     ax.set_title("A/A p-values against uniform")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", metadata={"Software": None})
+    fig.savefig(path, format="png", metadata={"Software": None})
 
 
 def write_aa(res: StudyResult, model: str, out: Path) -> str:
     """Write aa.json and aa_qq.png into `out`; returns the line that says so."""
-    write_json(out / "aa.json", aa_json(res, model))
-    qq_plot(res.p_values, out / "aa_qq.png")
+    with replacing(out, AA_FILES) as stage:
+        (stage / "aa.json").write_text(_json_text(aa_json(res, model)), encoding="utf-8")
+        qq_plot(res.p_values, stage / "aa_qq.png")
     return f"wrote {out}/aa.json and aa_qq.png"
 
 
@@ -111,7 +125,9 @@ def coverage_json(res: StudyResult, treatment: str, control: str) -> dict:
 
 def write_coverage(res: StudyResult, treatment: str, control: str, out: Path) -> str:
     """Write coverage.json into `out`; returns the line that says so."""
-    write_json(out / "coverage.json", coverage_json(res, treatment, control))
+    with replacing(out, COVERAGE_FILES) as stage:
+        text = _json_text(coverage_json(res, treatment, control))
+        (stage / "coverage.json").write_text(text, encoding="utf-8")
     return f"wrote {out}/coverage.json"
 
 
@@ -156,5 +172,6 @@ def power_json(table: PowerTable) -> dict:
 
 def write_power(table: PowerTable, out: Path) -> str:
     """Write power.json into `out`; returns the line that says so."""
-    write_json(out / "power.json", power_json(table))
+    with replacing(out, POWER_FILES) as stage:
+        (stage / "power.json").write_text(_json_text(power_json(table)), encoding="utf-8")
     return f"wrote {out}/power.json"

@@ -32,9 +32,30 @@ def srm_line(r: ExperimentResults) -> str:
             f" (expected {percent(expected.control, signed=False)} / "
             f"{percent(expected.treatment, signed=False)})"
         )
+    if srm.flagged is None:
+        return text + (f" — not checked ({srm.note})" if srm.note else " — not checked")
+    if srm.note:
+        text += f"; {srm.note}"
     if srm.flagged is True:
         return f"{text} — FLAGGED: {SRM_WARNING}"
-    return text + (" — OK" if srm.flagged is False else " — not checked")
+    return text + " — OK"
+
+
+def note_lines(r: ExperimentResults) -> list[str]:
+    """Why statistics are unknown, per scenario (then overall): "name: note" when every
+    metric of the scenario has the same note, else "name metric: note"; [] when none is."""
+    out = []
+    for name, population in layout.rows(r):
+        notes = {
+            m: population.metrics[m].note
+            for m in layout.metric_names(r)
+            if m in population.metrics and population.metrics[m].note
+        }
+        if len(notes) == len(population.metrics) and len(set(notes.values())) == 1:
+            out.append(f"{name}: {next(iter(notes.values()))}")
+        else:
+            out += [f"{name} {m}: {note}" for m, note in notes.items()]
+    return out
 
 
 def _align(rows: list[list[str]]) -> list[str]:
@@ -63,7 +84,8 @@ def format_table(r: ExperimentResults) -> str:
     )
     lines = _align(table)
     rule = "-" * max(len(line) for line in lines)
-    return "\n".join([title, lines[0], rule, *lines[1:], rule, srm_line(r)]) + "\n"
+    notes = [f"note: {line}" for line in note_lines(r)]
+    return "\n".join([title, lines[0], rule, *lines[1:], rule, *notes, srm_line(r)]) + "\n"
 
 
 def _csv_value(x: Any) -> str:

@@ -12,9 +12,9 @@ from abtest.online.experiment import run_experiment
 from abtest.online.user_stats import (
     CLICKS,
     IMPRESSIONS,
-    METRICS,
     PAGES,
     SESSIONS,
+    SUMS,
     WATCH,
     UserStats,
     pre_period_stats,
@@ -38,7 +38,7 @@ def test_user_stats_shape_and_metric_names(tiny_ab):
         twin=False,
     )
     assert exp.observed.values.shape == (2, len(world.scenarios), world.users.n, AB_DAYS, 5)
-    assert METRICS == ("impressions", "clicks", "watch_time", "sessions", "pages")
+    assert SUMS == ("impressions", "clicks", "watch_time", "sessions", "pages")
     assert exp.pre.shape == (len(world.scenarios), world.users.n, 5)
     assert exp.pre[..., PAGES].sum() > 0
 
@@ -88,7 +88,7 @@ def test_pre_period_stats_sum_each_users_requests_before_the_end():
         }
     )
     pre = pre_period_stats(logs, ("a", "b"), 3, end)
-    assert pre.shape == (2, 3, len(METRICS))
+    assert pre.shape == (2, 3, len(SUMS))
     np.testing.assert_array_equal(pre[1, 0], [3, 2, 6.0, 1, 2])  # user 0 in "b"
     np.testing.assert_array_equal(pre[0, 0], [1, 0, 1.0, 1, 1])  # user 0 in "a"
     np.testing.assert_array_equal(pre[0, 2], [1, 0, 0.5, 1, 1])
