@@ -16,7 +16,6 @@ from abtest.cli.parents import (
     seed_parent,
 )
 from core.errors import UserError
-from core.fileio import check_writable_dir
 
 
 def add_parsers(subparsers) -> None:
@@ -96,17 +95,17 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     import datetime as dt
 
     from abtest.pipeline import get_model, load_data, train_config
+    from abtest.report.outdir import claim, replacing
     from models.evaluate import aggregate, evaluate, index_report, write_offline
     from models.index import IndexSpec
     from models.zoo import FLOORS, MODEL_NAMES
 
     names = args.models or list(MODEL_NAMES)
-    out = (
+    out = claim(
         Path(args.out)
         if args.out
         else Path("reports") / (dt.datetime.now().strftime("%Y%m%d-%H%M%S") + "-offline")
     )
-    check_writable_dir(out)
     data = load_data(cfg, progress=not args.quiet)
     seeds = [cfg.seed + i for i in range(args.seeds)]
     models, seconds, index = {}, {}, None
@@ -134,7 +133,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "index": index,
     }
     traffic = {s.name: s.traffic_share for s in cfg.scenarios}
-    write_offline(out, result, traffic)
+    with replacing(out, ("offline.json", "offline.md")) as stage:  # the folder is replaced whole
+        write_offline(stage, result, traffic)
     print((out / "offline.md").read_text())
     print(f"wrote {out}/offline.json and offline.md")
     return 0

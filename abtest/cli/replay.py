@@ -10,9 +10,9 @@ from pathlib import Path
 from abtest.cli import argtypes
 from abtest.cli.parents import config_parent, out_parent, quiet_parent
 from abtest.offline.estimators import ESTIMATORS
-from abtest.offline.render import format_markdown
+from abtest.offline.render import OUTPUT_FILES, format_markdown, write_outputs
 from abtest.offline.run import run_offline
-from core import fileio
+from abtest.report.outdir import claim, replacing
 from core.config import load_config
 from core.errors import UserError
 
@@ -57,6 +57,11 @@ def add_parsers(subparsers) -> None:
 def cmd_replay(args: argparse.Namespace) -> int:
     """Evaluate the policy on the logs, write DIR/replay.*, print the markdown."""
     config = load_config(args.config)
+    out = claim(  # checked before any slow work
+        Path(args.out)
+        if args.out
+        else Path("reports") / (dt.datetime.now().strftime("%Y%m%d-%H%M%S") + "-replay")
+    )
     if args.logs:
         logs = Path(args.logs)
         if not logs.exists():
@@ -65,22 +70,17 @@ def cmd_replay(args: argparse.Namespace) -> int:
         from abtest.pipeline import ensure_logs
 
         logs = ensure_logs(config, progress=not args.quiet)
-    out = (
-        Path(args.out)
-        if args.out
-        else Path("reports") / (dt.datetime.now().strftime("%Y%m%d-%H%M%S") + "-replay")
-    )
-    fileio.check_writable_dir(out)
     run = run_offline(
         config,
         args.policy,
         args.baseline,
         logs,
         args.estimators,
-        out,
         clip=args.clip,
         progress=not args.quiet,
     )
+    with replacing(out, OUTPUT_FILES) as stage:  # the folder is replaced whole
+        write_outputs(stage, run)
     print(format_markdown(run))
     print(f"wrote {out}/replay.json, replay.md, replay_days.png", file=sys.stderr)
     return 0

@@ -105,6 +105,9 @@ def plot_daily(run: ReplayRun, path: Path) -> None:
         fig.savefig(tmp, format="png", dpi=90)
 
 
+OUTPUT_FILES = ("replay.json", "replay.md", "replay_days.png")
+
+
 def write_outputs(out: Path, run: ReplayRun) -> dict[str, Path]:
     """Write ``replay.json``, ``replay.md`` and ``replay_days.png`` into `out`."""
     fileio.check_writable_dir(out)

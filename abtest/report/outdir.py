@@ -1,7 +1,7 @@
 """Output folders replaced as a whole: a reader sees the old files or the new ones, never a mix.
 
 A command that writes a folder of files (``run``'s report, ``report RUNDIR``'s re-render,
-the studies' ``--out``) writes them into a sibling staging folder
+the studies', ``replay``'s and ``evaluate``'s ``--out``) writes them into a sibling staging folder
 (:func:`core.staging.staging_dir`) and swaps it with the output folder in one step
 (:func:`core.staging.replace_dir`). A failure or a kill before the swap leaves the old folder
 byte for byte; a kill after it leaves the new one; either way the next command removes the
@@ -12,9 +12,8 @@ The rules, checked by :func:`claim` before any slow work:
 * ``--out`` must be a folder (or not exist yet; it is created only by the swap, so a failed
   command leaves none), in a writable parent (the staging folder goes there), and not the
   current folder or one above it (the swap would pull it from under the shell);
-* a non-empty ``--out`` must hold a result file of this tool (``results.json``,
-  ``aa.json``, ``coverage.json`` or ``power.json``): any other folder (``reports/`` itself,
-  a home folder) is refused rather than replaced;
+* a non-empty ``--out`` must hold a result file of this tool (one of :data:`MARKERS`): any
+  other folder (``reports/`` itself, a home folder) is refused rather than replaced;
 * the files a command writes are replaced together; every other entry of the folder (a
   user's notes, another study's JSON, a run's ``events.parquet`` on re-render) is carried
   into the new folder (hard-linked where possible) — nothing the command did not write is
@@ -35,7 +34,7 @@ from core.fileio import check_writable_dir
 from core.staging import recover_dir, replace_dir, staging_dir
 
 # a folder holding one of these was written by this tool, and may be replaced
-MARKERS = ("results.json", "aa.json", "coverage.json", "power.json")
+MARKERS = ("results.json", "aa.json", "coverage.json", "power.json", "replay.json", "offline.json")
 _TEMP_LEFTOVER = re.compile(r"^\..+\.tmp$")  # core.fileio.atomic_path's temporary files
 
 

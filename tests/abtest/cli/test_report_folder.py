@@ -1,6 +1,7 @@
 """Report folders are replaced whole: a reader sees the old report or the new one, never a mix.
 
-``run``, ``report RUNDIR`` and the studies write into a sibling staging folder and swap it
+``run``, ``report RUNDIR``, the studies, ``replay`` and ``evaluate`` write into a sibling
+staging folder and swap it
 in (:mod:`abtest.report.outdir`). These tests break that at every step — a failure midway
 (in process), a SIGKILL before, right after and (without ``renameat2``) between the two
 renames of the swap (in a child process started with ``python -c``) — and check that the
@@ -208,6 +209,8 @@ COMMANDS = {
     "run": ["run", "--treatment", "popular", "--control", "random", "--quiet"],
     "aa": ["aa", "--model", "popular", "--runs", "2", "--quiet"],
     "power": ["power", "--model", "popular", "--quiet"],
+    "replay": ["replay", "--policy", "popular", "--quiet"],
+    "evaluate": ["evaluate", "--models", "popular", "--quiet"],
 }
 
 
