@@ -1,12 +1,12 @@
 """Report folders are replaced whole: a reader sees the old report or the new one, never a mix.
 
 ``run``, ``report RUNDIR``, the studies, ``replay`` and ``evaluate`` write into a sibling
-staging folder and swap it in (:mod:`abtest.report.outdir`). These tests break that at every step — a failure midway
-(in process), a SIGKILL before, right after and (without ``renameat2``) between the two
-renames of the swap (in a child process started with ``python -c``) — and check that the
-folder is the old one byte for byte or the complete new one, that the next command cleans
-up (no ``.staging-*``, no ``.*.tmp``), and that files the tool did not write are kept.
-"""
+staging folder and swap it in (:mod:`abtest.report.outdir`). These tests break that at every
+step — a failure midway (in process), a SIGKILL before, right after and (without
+``renameat2``) between the two renames of the swap (in a child process started with ``python
+-c``) — and check that the folder is the old one byte for byte or the complete new one, that
+the next command cleans up (no ``.staging-*``, no ``.*.tmp``), and that files the tool did
+not write are kept."""
 
 from __future__ import annotations
 
