@@ -104,6 +104,7 @@ class ScenarioConfig:
     base_logit: float = _f(-3.0, ge=-20, le=20)
     position_decay: float = _f(0.3, ge=0, le=10)
     shared_interest: float = _f(0.7, ge=0, le=1)
+    systematic_shift: float = _f(0.0, ge=0, le=1)  # share of the scenario-specific taste
     item_view_shift: float = _f(0.2, ge=0, le=1)
 
 

@@ -4,11 +4,15 @@ Implements :class:`simulator.world.World`.
 
 Shapes: U users, I items, S scenarios, d latent dims, B requests, K slate positions.
 
-* Users have a shared interest vector ``g`` and one specific vector per scenario; the
-  preference in scenario s is ``normalise(sqrt(w_s) g + sqrt(1 - w_s) h_s)`` with w_s the
-  scenario's ``shared_interest``. Activity is lognormal (heavy tail, mean 1); profile
-  features are categorical draws whose logits are projections of ``g`` (so they carry
-  signal about interests).
+* Users have a shared interest vector ``g`` and one specific vector ``h_s`` per scenario;
+  the preference in scenario s is
+  ``normalise(sqrt(w_s) g + sqrt(1 - w_s) (sqrt(r_s) T_s(g) + sqrt(1 - r_s) h_s))`` with w_s
+  the scenario's ``shared_interest`` and r_s its ``systematic_shift``: T_s
+  (:class:`SystematicShift`) is a scenario-level rotation plus an offset towards a few
+  categories, the same for every user, so it is learnable from the scenario's pooled data;
+  h_s is idiosyncratic. r_s = 0 is the world before the shift existed, bit for bit.
+  Activity is lognormal (heavy tail, mean 1); profile features are categorical draws whose
+  logits are projections of ``g`` (so they carry signal about interests).
 * Items have a latent vector clustered by category, a content type, a lognormal duration
   and a quality bias. Each scenario sees a rotated view of the vector (``item_view_shift``):
   the same item means something different in a different scenario.
@@ -26,6 +30,7 @@ position, so responses do not depend on how requests are batched.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -70,6 +75,40 @@ def matrix_dot(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return a @ b.T
 
 
+SHIFT_OFFSET = 0.5  # length of a scenario's offset towards its favoured categories
+SHIFT_CATEGORIES = 2  # categories a scenario leans towards
+
+
+@dataclass(frozen=True)
+class SystematicShift:
+    """A scenario's systematic taste shift T_s(g) = normalise(Q_s g + o_s), shared by all users.
+
+    Q_s is a random rotation (the scenario re-weighs every interest direction the same way
+    for everybody) and o_s an offset of length :data:`SHIFT_OFFSET` towards the mean of
+    :data:`SHIFT_CATEGORIES` category centroids (the scenario favours some content). Both are
+    scenario-level: learnable from the scenario's pooled data, unlike the idiosyncratic part
+    h_us. Drawn from their own keyed generator, so adding them changes no other draw.
+    """
+
+    rotation: np.ndarray  # d x d
+    offset: np.ndarray  # d
+
+    @classmethod
+    def draw(cls, seed: int, scenario: int, centroids: np.ndarray) -> SystematicShift:
+        rng = np.random.default_rng([seed, 0x5EED, 0x5817, scenario])
+        d = centroids.shape[1]
+        picks = rng.choice(centroids.shape[0], size=min(SHIFT_CATEGORIES, centroids.shape[0]),
+                           replace=False)  # fmt: skip
+        toward = centroids[picks].mean(axis=0)
+        norm = np.linalg.norm(toward)
+        offset = SHIFT_OFFSET * (toward / norm if norm > 0 else np.zeros(d))
+        return cls(_random_rotation(rng, d), offset)
+
+    def apply(self, g: np.ndarray) -> np.ndarray:
+        """N x d unit vectors T_s(g) of N x d shared interests."""
+        return _unit(g @ self.rotation.T + self.offset)
+
+
 class SyntheticWorld:
     """The ground truth. Built deterministically from a config (and its seed)."""
 
@@ -80,11 +119,9 @@ class SyntheticWorld:
         d, n_users, n_items = wc.latent_dim, wc.n_users, wc.n_items
         n_scen = len(config.scenarios)
 
-        # Users.
+        # Users (their preference needs the category centroids drawn below).
         shared = _unit(rng.standard_normal((n_users, d)))
         specific = _unit(rng.standard_normal((n_scen, n_users, d)))
-        w = np.array([s.shared_interest for s in config.scenarios])[:, None, None]
-        preference = quantise(_unit(np.sqrt(w) * shared[None] + np.sqrt(1 - w) * specific))
         sigma = wc.activity_sigma
         activity = rng.lognormal(-(sigma**2) / 2, sigma, n_users)
         profile_names = tuple(wc.profile_features)
@@ -94,10 +131,12 @@ class SyntheticWorld:
             proj = rng.standard_normal((d, levels)) * np.sqrt(d)
             logits = wc.profile_signal * shared @ proj + rng.gumbel(size=(n_users, levels))
             profile[:, f] = logits.argmax(axis=1)
-        self.users = Users(shared, preference, activity, profile, profile_names)
 
         # Items.
         centroids = _unit(rng.standard_normal((wc.n_categories, d)))
+        self.shifts = tuple(SystematicShift.draw(config.seed, s, centroids) for s in range(n_scen))
+        preference = quantise(self._preference(shared, specific))
+        self.users = Users(shared, preference, activity, profile, profile_names)
         category = rng.integers(0, wc.n_categories, n_items).astype(np.int32)
         noise = rng.standard_normal((n_items, d)) / np.sqrt(d)
         latent = _unit(centroids[category] + wc.category_spread * noise)
@@ -142,6 +181,19 @@ class SyntheticWorld:
                 )
             )
         self.scenarios: tuple[Scenario, ...] = tuple(scenarios)
+
+    def _preference(self, shared: np.ndarray, specific: np.ndarray) -> np.ndarray:
+        """S x U x d preferences: normalise(sqrt(w) g + sqrt(1 - w) (sqrt(r) T_s(g) +
+        sqrt(1 - r) h_s)), w = shared_interest, r = systematic_shift (r = 0: today's world,
+        bit for bit)."""
+        out = np.empty_like(specific)
+        for s, sc in enumerate(self.config.scenarios):
+            w, r = sc.shared_interest, sc.systematic_shift
+            own = specific[s]
+            if r > 0:
+                own = np.sqrt(r) * self.shifts[s].apply(shared) + np.sqrt(1 - r) * own
+            out[s] = _unit(np.sqrt(w) * shared + np.sqrt(1 - w) * own)
+        return out
 
     # ------------------------------------------------------------------ truth functions
 

@@ -1,5 +1,6 @@
 """The ground-truth world and its response model."""
 
+import hashlib
 import math
 
 import numpy as np
@@ -7,7 +8,7 @@ import pytest
 from scipy import stats
 
 from core import keyed
-from core.config import config_from_dict
+from core.config import ConfigError, config_from_dict
 from simulator.synthetic import SyntheticWorld, quantise
 from tests.conftest import tiny_tree
 
@@ -171,3 +172,69 @@ def test_sampled_responses_match_expectations(world):
         ew = world.expected_watch_time(sc.index, items[:1], aff)[0]
         sw = resp.watch_time.std(axis=0) / np.sqrt(n)
         assert np.all(np.abs(resp.watch_time.mean(axis=0) - ew) < 4.5 * sw + 1e-9), sc.name
+
+
+# ---------------------------------------------------------------- systematic scenario shift
+
+# sha256 of the world arrays of tiny_tree() with these seeds, computed by the code before
+# `systematic_shift` existed (commit 96e944e): a shift of 0 must reproduce them bit for bit
+TODAYS_WORLD = {
+    1: "9811a6cfe40da75a5e9b0ac7378a7d89431184f37172adf0ef5e58353fd52c06",
+    20221017: "137fbe82467840313963a2b121f5d9fd4ba5fafd3e546f0a9eb4ae7e26fa5706",
+}
+
+
+def _world(seed: int = 1, n_users: int = 300, **scenario) -> SyntheticWorld:
+    tree = tiny_tree(n_users=n_users)
+    tree["seed"] = seed
+    for sc in tree["scenarios"]:
+        sc.update(scenario)
+    return SyntheticWorld(config_from_dict(tree, "t"))
+
+
+@pytest.mark.parametrize("seed", list(TODAYS_WORLD))
+def test_zero_systematic_shift_is_todays_world_bit_for_bit(seed):
+    w = _world(seed)
+    assert all(sc.systematic_shift == 0 for sc in w.config.scenarios)
+    h = hashlib.sha256()
+    for a in (w.users.shared, w.users.preference, w.users.activity, w.users.profile,
+              w.items.latent, w.items.views, w.items.category, w.items.duration,
+              w.items.quality):  # fmt: skip
+        h.update(np.ascontiguousarray(a).tobytes())
+    assert h.hexdigest() == TODAYS_WORLD[seed]
+
+
+def test_full_shift_without_shared_interest_is_the_scenario_transform():
+    w = _world(shared_interest=0.0, systematic_shift=1.0)
+    for s, shift in enumerate(w.shifts):
+        np.testing.assert_array_equal(w.users.preference[s], quantise(shift.apply(w.users.shared)))
+    # the transform is the scenario's, not the user's: scenarios differ
+    assert not np.allclose(w.users.preference[0], w.users.preference[1])
+
+
+def _probe_r2(w: SyntheticWorld, s: int) -> float:
+    """R^2 on held-out users of a linear probe predicting preference_s from shared interest."""
+    g, y = w.users.shared, w.users.preference[s]
+    x = np.hstack([g, np.ones((g.shape[0], 1))])
+    cut = int(0.8 * g.shape[0])
+    coef, *_ = np.linalg.lstsq(x[:cut], y[:cut], rcond=None)
+    resid = y[cut:] - x[cut:] @ coef
+    total = y[cut:] - y[cut:].mean(axis=0)
+    return 1.0 - float((resid**2).sum() / (total**2).sum())
+
+
+@pytest.mark.parametrize(("shift", "low", "high"), [(1.0, 0.9, 1.0), (0.0, -0.1, 0.05)])
+def test_the_shift_is_learnable_from_pooled_users_and_the_idiosyncratic_part_is_not(
+    shift, low, high
+):
+    w = _world(n_users=3000, shared_interest=0.0, systematic_shift=shift)
+    for s in range(len(w.scenarios)):
+        assert low < _probe_r2(w, s) <= high, (s, _probe_r2(w, s))
+
+
+@pytest.mark.parametrize("bad", [-0.1, 1.5])
+def test_systematic_shift_out_of_range_is_refused(bad):
+    tree = tiny_tree()
+    tree["scenarios"][2]["systematic_shift"] = bad
+    with pytest.raises(ConfigError, match=r"scenarios\[2\]\.systematic_shift"):
+        config_from_dict(tree, "t")
