@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable
 from pathlib import Path
 
 import polars as pl
@@ -30,6 +29,7 @@ from simulator.logfolder import (
 )
 from simulator.logs import read_logs
 from tests.conftest import FAST
+from tests.damage import edit_manifest, flip, later_pre_period, unsealed
 
 
 def test_the_manifest_records_the_files_digests_and_its_own(generated):
@@ -44,35 +44,6 @@ def test_the_manifest_records_the_files_digests_and_its_own(generated):
     verify_named(out / "logs.parquet")
 
 
-def _flip(name: str, at: float = 0.5) -> Callable[[Path], None]:
-    def apply(folder: Path) -> None:
-        raw = bytearray((folder / name).read_bytes())
-        raw[int(len(raw) * at)] ^= 0x01
-        (folder / name).write_bytes(bytes(raw))
-
-    return apply
-
-
-def _edit_manifest(edit: Callable[[dict], None], *, reseal: bool = False):
-    def apply(folder: Path) -> None:
-        manifest = read_manifest(folder)
-        edit(manifest)
-        if reseal:
-            seal(folder, manifest)
-        else:
-            (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
-
-    return apply
-
-
-def _later_pre_period(m: dict) -> None:
-    m["pre_period_end"] = m["pre_period_end"].replace("T00:00", "T12:00")
-
-
-def _unsealed(m: dict) -> None:
-    del m[FILES], m[SELF]
-
-
 def _one_digest_less(m: dict) -> None:
     del m[FILES]["users.parquet"]
     m[SELF] = logfolder._self_digest(m)
@@ -85,9 +56,9 @@ def _rewrite_logs(folder: Path) -> None:
 
 
 DAMAGE = [
-    ("logs-one-bit", _flip("logs.parquet"), r"^logs\.parquet: content changed \(sha256 "),
+    ("logs-one-bit", flip("logs.parquet"), r"^logs\.parquet: content changed \(sha256 "),
     ("logs-rewritten", _rewrite_logs, r"^logs\.parquet: content changed"),
-    ("users-one-bit", _flip("users.parquet", 0.1), r"^users\.parquet: content changed"),
+    ("users-one-bit", flip("users.parquet", 0.1), r"^users\.parquet: content changed"),
     ("items-truncated", lambda f: (f / "items.parquet").write_bytes(b"PAR1"),
      r"^items\.parquet: content changed"),
     ("items-deleted", lambda f: (f / "items.parquet").unlink(), r"^items\.parquet: missing$"),
@@ -101,16 +72,16 @@ DAMAGE = [
      r"^manifest\.json: unreadable"),
     ("manifest-a-list", lambda f: (f / MANIFEST).write_text("[1]"),
      r"^manifest\.json: unreadable manifest \(a JSON object expected, got list\)"),
-    ("manifest-one-bit", _flip(MANIFEST, 0.2), r"^manifest\.json: (content changed|unreadable)"),
-    ("manifest-pre-period-edited", _edit_manifest(_later_pre_period),
+    ("manifest-one-bit", flip(MANIFEST, 0.2), r"^manifest\.json: (content changed|unreadable)"),
+    ("manifest-pre-period-edited", edit_manifest(later_pre_period),
      r"^manifest\.json: content changed since it was written$"),
-    ("manifest-config-edited", _edit_manifest(lambda m: m["config"]["world"].update(n_users=9)),
+    ("manifest-config-edited", edit_manifest(lambda m: m["config"]["world"].update(n_users=9)),
      r"^manifest\.json: content changed"),
-    ("manifest-digest-edited", _edit_manifest(lambda m: m[FILES].update({"logs.parquet": "0"})),
+    ("manifest-digest-edited", edit_manifest(lambda m: m[FILES].update({"logs.parquet": "0"})),
      r"^manifest\.json: content changed"),
-    ("manifest-of-an-older-version", _edit_manifest(_unsealed),
+    ("manifest-of-an-older-version", edit_manifest(unsealed),
      r"^manifest\.json: no file digests \(written by an older version\)$"),
-    ("manifest-one-digest-less", _edit_manifest(_one_digest_less),
+    ("manifest-one-digest-less", edit_manifest(_one_digest_less),
      r"^manifest\.json: no digest of users\.parquet$"),
 ]  # fmt: skip
 
@@ -129,7 +100,7 @@ def test_verification_names_what_changed(folder, damage, pattern):
 
 
 def test_a_deliberate_edit_resealed_verifies(folder):
-    _edit_manifest(_later_pre_period, reseal=True)(folder)
+    edit_manifest(later_pre_period, reseal=True)(folder)
     _rewrite_logs(folder)
     seal(folder)  # the folder's own manifest, digests recomputed
     assert problems(folder) == []
@@ -138,7 +109,7 @@ def test_a_deliberate_edit_resealed_verifies(folder):
 
 def test_a_manifest_for_another_config_fails_a_cache_check(generated, folder):
     config, _ = generated
-    _edit_manifest(lambda m: m.update(logs_fingerprint="0" * 16), reseal=True)(folder)
+    edit_manifest(lambda m: m.update(logs_fingerprint="0" * 16), reseal=True)(folder)
     assert problems(folder) == []  # a named folder: any config
     (reason,) = problems(folder, fingerprint=logs_fingerprint(config))
     assert reason.startswith("manifest.json: written for another config (logs fingerprint 0000")
@@ -151,7 +122,7 @@ def test_named_folders_without_digests(folder):
     verify_named(folder)
     (folder / MANIFEST).write_text(json.dumps({"kind": "kuairand"}))
     verify_named(folder)
-    _edit_manifest(lambda m: m.update(kind="synthetic"))(folder)
+    edit_manifest(lambda m: m.update(kind="synthetic"))(folder)
     with pytest.raises(UserError, match=r"no file digests \(written by an older version\)"):
         verify_named(folder)
 

@@ -38,8 +38,9 @@ from core.config import config_from_dict
 from core.digest import file_sha256
 from models.checkpoint import record_sha256, sha256_path, verify_checkpoint
 from simulator.generation import log_dir_for
-from simulator.logfolder import FILES, MANIFEST, SELF, problems, read_manifest, seal
+from simulator.logfolder import MANIFEST, problems, read_manifest
 from tests.conftest import ROOT, tiny_tree
+from tests.damage import edit_manifest, flip, later_pre_period, unsealed
 
 # what a command may print on stderr besides its note or error: its stage lines
 STAGE_LINE = re.compile(r"^(\[\d/\d\] |      |generating |note: |wrote )")
@@ -106,39 +107,6 @@ def ctx(world, tmp_path, monkeypatch) -> Ctx:
 
 
 # ---------------------------------------------------------------------------- damage
-
-
-def flip(name: str, at: float = 0.5, bits: int = 1) -> Callable[[Path], None]:
-    """Flip `bits` bits of file `name` (in a folder) from relative offset `at` on."""
-
-    def apply(folder: Path) -> None:
-        path = folder / name
-        raw = bytearray(path.read_bytes())
-        for k in range(bits):
-            raw[int(len(raw) * at) + 8 * k] ^= 0x04
-        path.write_bytes(bytes(raw))
-
-    return apply
-
-
-def edit_manifest(edit: Callable[[dict], None], *, reseal: bool = False):
-    def apply(folder: Path) -> None:
-        manifest = read_manifest(folder)
-        edit(manifest)
-        if reseal:
-            seal(folder, manifest)
-        else:
-            (folder / MANIFEST).write_text(json.dumps(manifest, indent=2))
-
-    return apply
-
-
-def later_pre_period(m: dict) -> None:
-    m["pre_period_end"] = m["pre_period_end"].replace("T00:00", "T12:00")
-
-
-def unsealed(m: dict) -> None:
-    del m[FILES], m[SELF]
 
 
 def rewrite_logs(folder: Path) -> None:
