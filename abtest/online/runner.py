@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import hashlib
 import sys
 import time
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from abtest.online.analysis import AnalysisOptions, analyse
 from abtest.online.experiment import ARMS, ExperimentData, check_experiment_size, run_experiment
 from abtest.online.results import Checkpoint, ExperimentResults, RunInfo
 from core.config import Config
+from core.digest import file_sha256
 from core.errors import UserError
 
 
@@ -50,14 +50,6 @@ class RunOptions:
 def default_out(treatment: str, control: str) -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
     return Path("reports") / f"{stamp}-{treatment}-vs-{control}"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _say(msg: str) -> None:
@@ -101,7 +93,7 @@ def prepare(
         _say(f"      {how}" + (f": {ready.checkpoint}" if ready.checkpoint else ""))
         recallers[name] = ready.recaller
         checkpoints[name] = (
-            Checkpoint(str(ready.checkpoint), _sha256(ready.checkpoint))
+            Checkpoint(str(ready.checkpoint), file_sha256(ready.checkpoint))
             if ready.checkpoint
             else Checkpoint(None, None)
         )
