@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from core.config import Config
 from core.staging import remove_stale
@@ -65,7 +67,7 @@ def train_config(epochs: int | None = None) -> TrainConfig:
 
 def checkpoint_path(data: Dataset, model_cfg: ModelConfig, train_cfg: TrainConfig, seed: int):
     th = training_hash(data, model_cfg, train_cfg, seed)
-    return cache_dir() / "models" / data.data_hash / f"{model_cfg.name}-seed{seed}-{th}.pt", th
+    return cache_dir() / "models" / data.data_hash / f"{model_cfg.label}-seed{seed}-{th}.pt", th
 
 
 def get_model(
@@ -76,13 +78,18 @@ def get_model(
     train_cfg: TrainConfig | None = None,
     retrain: bool = False,
     progress: bool = True,
+    variant: Mapping[str, Any] | None = None,
 ) -> Ready:
-    """A ready :class:`Recaller` for `name`: loaded from its checkpoint, or trained and saved."""
+    """A ready :class:`Recaller` for `name`: loaded from its checkpoint, or trained and saved.
+
+    `variant` overrides :class:`ModelConfig` fields (the SASS ablations); it is part of the
+    training hash, so each variant has its own checkpoint.
+    """
     check_model_name(name)
     train_cfg = train_cfg or TrainConfig()
     if name in FLOOR_RECALLERS:
         return Ready(FLOOR_RECALLERS[name].from_dataset(data, seed), None, False, 0.0, [])
-    model_cfg = ModelConfig(name, data.spec)
+    model_cfg = ModelConfig(name, data.spec, **(variant or {}))
     path, th = checkpoint_path(data, model_cfg, train_cfg, seed)
     remove_stale(path.parent)  # staging folders of writers that were killed
     if path.exists() and not retrain:

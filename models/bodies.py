@@ -134,7 +134,8 @@ class SassBody(nn.Module):
         self.global_layers = nn.ModuleList(nn.Linear(a, b) for a, b in pairs)
         self.scenario_layers = nn.ModuleList(ScenarioLinear(n_scenarios, a, b) for a, b in pairs)
         self.sat = nn.ModuleList(
-            ScenarioAdaptiveTransfer(n_scenarios, b, cfg.sat_gate_bias) for _, b in pairs
+            ScenarioAdaptiveTransfer(n_scenarios, b, cfg.sat_gate_bias, cfg.adaptive_gate)
+            for _, b in pairs
         )
         # The output projection is shared by all scenarios; what is scenario-specific is the
         # scenario networks, their SAT gates and the bias network. A per-scenario projection

@@ -10,7 +10,8 @@ Shapes: B rows, S scenarios, H history length, D/E feature widths.
 * :class:`UserEncoder` / :class:`ItemEncoder` — the shared embedding layer of each tower.
 * :class:`ScenarioAdaptiveTransfer` — SASS's SAT unit: adaptive gate a = σ(W_a[h; g]) picks
   what of the global representation g to transfer (t = a ⊙ g); update gate
-  u = σ(W_u[h; t]) fuses it: h ← (1 − u) ⊙ h + u ⊙ t. One set of gates per scenario.
+  u = σ(W_u[h; t]) fuses it: h ← (1 − u) ⊙ h + u ⊙ t. One set of gates per scenario; the
+  adaptive gate can be left out (a = 1, an ablation).
 * :class:`ScenarioBias` — scenario bias network: scenario embedding → MLP → D.
 """
 
@@ -189,20 +190,35 @@ class ScenarioAdaptiveTransfer(nn.Module):
     biases from weight decay (:meth:`gate_biases`), which would pull them back to 0 (0.5).
     """
 
-    def __init__(self, n_scenarios: int, dim: int, gate_bias: float = 0.0):
+    def __init__(
+        self, n_scenarios: int, dim: int, gate_bias: float = 0.0, adaptive_gate: bool = True
+    ):
         super().__init__()
-        self.adaptive = ScenarioLinear(n_scenarios, 2 * dim, dim)
+        # without the adaptive gate (an ablation) a = 1: the whole of g is offered to the
+        # update gate, which alone decides how much of it to take in
+        self.adaptive = ScenarioLinear(n_scenarios, 2 * dim, dim) if adaptive_gate else None
         self.update = ScenarioLinear(n_scenarios, 2 * dim, dim)
         with torch.no_grad():
-            self.adaptive.bias.fill_(gate_bias)
-            self.update.bias.fill_(gate_bias)
+            for gate in self.gates():
+                gate.bias.fill_(gate_bias)
         self.last_gates: tuple[Tensor, Tensor] | None = None
 
+    def gates(self) -> list[ScenarioLinear]:
+        return [g for g in (self.adaptive, self.update) if g is not None]
+
     def gate_biases(self) -> list[nn.Parameter]:
-        return [self.adaptive.bias, self.update.bias]
+        return [g.bias for g in self.gates()]
+
+    def _adaptive(self, hg: Tensor, scenario: ScenarioArg | None) -> Tensor:
+        """The adaptive gate a on [h; g] (S x B x dim states with scenario None)."""
+        if self.adaptive is None:
+            return torch.ones_like(hg[..., : hg.shape[-1] // 2])
+        if scenario is None:
+            return torch.sigmoid(every_scenario(self.adaptive, hg))
+        return torch.sigmoid(self.adaptive(hg, scenario))
 
     def forward(self, h: Tensor, g: Tensor, scenario: ScenarioArg) -> Tensor:
-        a = torch.sigmoid(self.adaptive(torch.cat([h, g], dim=-1), scenario))
+        a = self._adaptive(torch.cat([h, g], dim=-1), scenario)
         t = a * g
         u = torch.sigmoid(self.update(torch.cat([h, t], dim=-1), scenario))
         self.last_gates = (a.detach(), u.detach())
@@ -211,7 +227,7 @@ class ScenarioAdaptiveTransfer(nn.Module):
     def every_scenario(self, h: Tensor, g: Tensor) -> Tensor:
         """S x B x dim scenario states h, B x dim global g -> S x B x dim (each its own gates)."""
         g = g.unsqueeze(0).expand_as(h)
-        a = torch.sigmoid(every_scenario(self.adaptive, torch.cat([h, g], dim=-1)))
+        a = self._adaptive(torch.cat([h, g], dim=-1), None)
         t = a * g
         u = torch.sigmoid(every_scenario(self.update, torch.cat([h, t], dim=-1)))
         return (1 - u) * h + u * t

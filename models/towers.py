@@ -1,6 +1,6 @@
 """The torch recall models: :class:`TwoTower` (user and item towers of one body kind, see
-:mod:`models.bodies`), :class:`PerScenario` (`single`) and :func:`build_model`, which makes
-the model a :class:`models.zoo.ModelConfig` names."""
+:mod:`models.bodies`), :class:`PerScenario` (`single`), :class:`Zeus` and
+:func:`build_model`, which makes the model a :class:`models.zoo.ModelConfig` names."""
 
 from __future__ import annotations
 
@@ -29,7 +29,10 @@ class TwoTower(nn.Module):
         self.item_encoder = ItemEncoder(spec, cfg.emb_dim, items)
         body = BODIES[cfg.name]
         self.user_body = body(self.user_encoder.out_dim, cfg, spec.n_scenarios)
-        self.item_body = body(self.item_encoder.out_dim, cfg, spec.n_scenarios)
+        # user-only transfer (a SASS ablation): one item vector for all scenarios
+        self.item_scenario_aware = aware and cfg.transfer == "symmetric"
+        item_body = body if self.item_scenario_aware else BODIES["mixed"]
+        self.item_body = item_body(self.item_encoder.out_dim, cfg, spec.n_scenarios)
 
     @property
     def has_global(self) -> bool:
@@ -58,6 +61,10 @@ class TwoTower(nn.Module):
             every, glob = self.item_body.every_scenario(x)
             vecs = F.normalize(every[torch.as_tensor(scenarios)], dim=-1)
             return vecs, F.normalize(glob, dim=-1)
+        if not self.item_scenario_aware:  # the same vectors in every scenario
+            out, glob = self.item_body(x, 0)
+            vecs = F.normalize(out, dim=-1).expand(len(scenarios), -1, -1)
+            return vecs, None if glob is None else F.normalize(glob, dim=-1)
         outs = [self.item_body(x, s) for s in scenarios]
         glob = outs[0][1]
         vecs = torch.stack([F.normalize(o, dim=-1) for o, _ in outs])
@@ -69,6 +76,7 @@ class PerScenario(nn.Module):
 
     has_global = False
     scenario_aware = True
+    item_scenario_aware = True
 
     def __init__(self, cfg: ModelConfig, items: ItemTable):
         super().__init__()
@@ -97,10 +105,17 @@ class PerScenario(nn.Module):
         return out
 
 
+class Zeus(PerScenario):
+    """`zeus`: a mixed two-tower per scenario, like `single`, but each fine-tuned from one
+    tower pre-trained on the next click across scenarios (recipe: :mod:`models.zeus`)."""
+
+
 def build_model(cfg: ModelConfig, items: ItemTable) -> nn.Module:
     check_model_name(cfg.name)
     if cfg.name == "single":
         return PerScenario(cfg, items)
+    if cfg.name == "zeus":
+        return Zeus(cfg, items)
     if cfg.name in FLOORS:
         raise ValueError(f"{cfg.name} is a floor, not a torch model")
     return TwoTower(cfg, items)

@@ -8,6 +8,7 @@
   training window, clicked or not. A user's representations in its scenario and in another
   scenario form a positive pair, as do an item's in two scenarios whose pools hold it; other
   users/items in the batch are negatives (InfoNCE). Fine-tuning then starts from these weights.
+* ``zeus``: next-click pre-training and a two-phase fine-tune, in :mod:`models.zeus`.
 * Early stopping on the validation split's Recall@50 (mean over scenarios), best epoch kept.
 """
 
@@ -27,7 +28,8 @@ from models.losses import grouped_sampled_softmax_loss, info_nce
 from models.parts import ScenarioAdaptiveTransfer
 from models.ranking_metrics import ranking_metrics
 from models.recaller import ModelRecaller, Recaller
-from models.towers import PerScenario, TwoTower, build_model
+from models.towers import PerScenario, TwoTower, Zeus, build_model
+from models.zeus import run_zeus
 from models.zoo import ModelConfig
 
 
@@ -77,11 +79,12 @@ def user_features(req: RequestTable, rows: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW with decoupled weight decay on every parameter but the SAT gate biases."""
+    """AdamW with decoupled weight decay on every parameter but the SAT gate biases; frozen
+    parameters (``requires_grad`` False) are left out."""
     exempt = [p for m in model.modules() if isinstance(m, ScenarioAdaptiveTransfer)
-              for p in m.gate_biases()]  # fmt: skip
+              for p in m.gate_biases() if p.requires_grad]  # fmt: skip
     ids = {id(p) for p in exempt}
-    rest = [p for p in model.parameters() if id(p) not in ids]
+    rest = [p for p in model.parameters() if id(p) not in ids and p.requires_grad]
     groups = [{"params": rest}] + ([{"params": exempt, "weight_decay": 0.0}] if exempt else [])
     return torch.optim.AdamW(groups, lr=cfg.lr, weight_decay=cfg.weight_decay, foreach=True)
 
@@ -172,7 +175,8 @@ class Trainer:
             [part @ per[j].T for j, part in enumerate(torch.split(u, sizes.tolist()))]
         )  # B x U
         loss = grouped_sampled_softmax_loss(logits, positive, log_q, counts, in_pool, t)
-        if ug is not None:
+        if ug is not None and self.model_cfg.aux_loss:
+            vg = per[0] if vg is None else vg  # user-only transfer: the items' one view
             aux = grouped_sampled_softmax_loss(ug @ vg.T, positive, log_q, counts, in_pool, t)
             loss = loss + self.cfg.aux_weight * aux
         return loss
@@ -259,7 +263,7 @@ class Trainer:
         holders = self.pool_mask[:, uniq_items].numpy()  # S x N: pools holding each item
         holders[i_s1, np.arange(uniq_items.size)] = False
         keep = holders.any(axis=0)
-        if keep.sum() > 1:
+        if keep.sum() > 1 and model.item_scenario_aware:  # items with views to contrast
             # a random other scenario whose pool holds the item
             r = self.rng.random(holders.shape) * holders
             i_s2 = r.argmax(axis=0)[keep]
@@ -301,7 +305,9 @@ class Trainer:
         torch.set_num_threads(self.cfg.threads)
         model, name = self.model, self.model_cfg.name
         result = TrainResult(model)
-        if isinstance(model, PerScenario):
+        if isinstance(model, Zeus):  # before PerScenario: a Zeus is one
+            run_zeus(self, model, result, make_optimizer)
+        elif isinstance(model, PerScenario):
             scen = self.data.requests.scenario[self.data.train.request]
             for s, tower in enumerate(model.towers):
                 sel = np.flatnonzero(scen == s)

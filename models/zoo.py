@@ -19,6 +19,10 @@ sass_base      SASS without pre-training: a global network and per-scenario netw
                layer by layer by SAT units, an output projection shared by the scenarios, a
                scenario bias network, and a global head for the auxiliary loss
 sass           the same, fine-tuned from scenario-supervised contrastive pre-training
+zeus           ZEUS: one mixed two-tower pre-trained on the next click of the cross-scenario
+               click sequence, fine-tuned on every scenario's clicks, then copied per scenario
+               and each copy fine-tuned on its scenario's (id embeddings frozen while
+               fine-tuning; :mod:`models.zeus`)
 popular        floor: per-scenario click popularity in the training window
 random         floor: a random ranking per user
 =============  ================================================================================
@@ -36,9 +40,11 @@ from core.errors import UserError
 from models.data import FeatureSpec
 from models.floors import FLOOR_RECALLERS
 
-LEARNED = ("mixed", "single", "shared_bottom", "mmoe", "star", "sass_base", "sass")
+LEARNED = ("mixed", "single", "shared_bottom", "mmoe", "star", "sass_base", "sass", "zeus")
 FLOORS = tuple(FLOOR_RECALLERS)  # ("popular", "random")
 MODEL_NAMES = LEARNED + FLOORS
+SASS_FAMILY = ("sass_base", "sass")
+TRANSFERS = ("symmetric", "user")
 
 
 def check_model_name(name: str) -> str:
@@ -59,6 +65,28 @@ class ModelConfig:
     # SASS: SAT gates start at sigmoid(2) = 0.88, i.e. transfer from the global network by
     # default (Recall@50 +0.013 new_user_landing, +0.008 related_detail over 5 seeds)
     sat_gate_bias: float = 2.0
+    # SASS ablations (the paper's): each changes only what it names, and none is on in
+    # `sass` or `sass_base`. Transfer depth is `layers` (SAT units, one per layer).
+    adaptive_gate: bool = True  # False: update gate only (a = 1, all of g offered)
+    aux_loss: bool = True  # False: no auxiliary loss on the global network's outputs
+    transfer: str = "symmetric"  # "user": the item tower is one shared (mixed) network
+
+    def __post_init__(self):
+        if self.transfer not in TRANSFERS:
+            raise ValueError(f"transfer must be one of {TRANSFERS}, got {self.transfer!r}")
+        ablated = (not self.adaptive_gate, not self.aux_loss, self.transfer != "symmetric")
+        if any(ablated) and self.name not in SASS_FAMILY:
+            raise ValueError(f"the SASS ablation flags apply to {SASS_FAMILY}, not {self.name}")
+
+    @property
+    def label(self) -> str:
+        """The name, with the ablations that differ from the default (e.g. sass-no_gate)."""
+        parts = [self.name]
+        parts += ["no_adaptive_gate"] if not self.adaptive_gate else []
+        parts += ["no_aux_loss"] if not self.aux_loss else []
+        parts += ["user_only"] if self.transfer == "user" else []
+        parts += [f"depth{self.layers}"] if self.name in SASS_FAMILY and self.layers != 2 else []
+        return "-".join(parts)
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

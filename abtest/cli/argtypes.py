@@ -78,6 +78,42 @@ def lift(text: str) -> float:
     return value
 
 
+def fractions(what: str, open_interval: bool, most: int = 10) -> Callable[[str], list[float]]:
+    """Comma-separated distinct numbers in [0, 1] (in (0, 1) if `open_interval`), at most
+    `most` of them, returned sorted: ``"0.5, 0"`` -> ``[0.0, 0.5]``."""
+    interval = "(0, 1)" if open_interval else "[0, 1]"
+
+    def convert(text: str) -> list[float]:
+        parts = [p.strip() for p in text.split(",") if p.strip()]
+        if not parts:
+            raise argparse.ArgumentTypeError(f"no {what} given: comma-separated numbers")
+        values = []
+        for part in parts:
+            try:
+                value = float(part)
+            except ValueError:
+                raise argparse.ArgumentTypeError(
+                    f"invalid {what} {part!r}: must be a number in {interval}"
+                ) from None
+            inside = 0 < value < 1 if open_interval else 0 <= value <= 1
+            if not inside:  # NaN too
+                raise argparse.ArgumentTypeError(f"invalid {what} {part}: must be in {interval}")
+            values.append(value + 0.0)  # -0 as 0
+        if len(set(values)) < len(values):
+            raise argparse.ArgumentTypeError(f"a {what} is given twice in {text!r}")
+        if len(values) > most:
+            raise argparse.ArgumentTypeError(f"{len(values)} values of {what}: the limit is {most}")
+        return sorted(values)
+
+    convert.__name__ = f"{what} list"
+    return convert
+
+
+# The SASS map's grid: systematic shifts in [0, 1], traffic shares in (0, 1).
+SHIFT_LIST = fractions("systematic shift", open_interval=False)
+SHARE_LIST = fractions("traffic share", open_interval=True)
+
+
 def model_names(text: str) -> list[str]:
     """Comma-separated model names."""
     from models.zoo import MODEL_NAMES

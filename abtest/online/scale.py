@@ -15,7 +15,6 @@ workers need the package installed but no shared disk.
 from __future__ import annotations
 
 import dataclasses
-import os
 
 import numpy as np
 import polars as pl
@@ -23,8 +22,8 @@ import polars as pl
 from abtest.online.assignment import buckets
 from abtest.online.experiment import ARMS, ArmLatency, ExperimentData, run_experiment
 from abtest.online.user_stats import UserStats
+from abtest.ray_jobs import ray_session
 from core.config import Config, config_from_dict
-from core.errors import UserError
 
 SHARD_SALT = "abtest-shard-v1"
 
@@ -90,17 +89,6 @@ def merge(parts: list[ExperimentData]) -> ExperimentData:
     )
 
 
-def _ray():
-    try:
-        import ray
-    except ImportError:
-        raise UserError(
-            "--workers needs Ray, an optional extra: pip install -c constraints.txt -e '.[ray]' "
-            "(or run without --workers)"
-        ) from None
-    return ray
-
-
 def run_sharded(
     config: Config,
     recallers: dict,
@@ -116,13 +104,7 @@ def run_sharded(
     address: str | None = None,
 ) -> ExperimentData:
     """The A/B run (and twin) as `workers` Ray tasks, one per user shard, merged."""
-    ray = _ray()
-    address = address or os.environ.get("RAY_ADDRESS")
-    started_here = not ray.is_initialized()
-    if started_here:
-        kwargs = {"include_dashboard": False, "log_to_driver": False}
-        ray.init(address=address, **kwargs) if address else ray.init(num_cpus=workers, **kwargs)
-    try:
+    with ray_session(workers, address) as ray:
         task = ray.remote(_shard_task)
         refs = [ray.put(x) for x in (config.to_dict(), recallers, logs, replay)]
         futures = [
@@ -132,6 +114,3 @@ def run_sharded(
             for users in shards(config.world.n_users, workers)
         ]
         return merge(ray.get(futures))
-    finally:
-        if started_here:
-            ray.shutdown()

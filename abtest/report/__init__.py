@@ -3,7 +3,8 @@
 The report folder of a run (``folder``: results.json, lift.csv, report.md/html, plots;
 ``outdir``: output folders replaced as a whole, never left half old, half new),
 built from the typed results of :mod:`abtest.online.results` (``document``, ``tables``,
-``plots``, with ``format`` and ``layout`` for numbers and order), and the text, JSON and
-plot of the A/A, coverage and power studies (``studies``). May import ``core`` and
-``abtest.online``; never ``abtest.cli``.
+``plots``, with ``format`` and ``layout`` for numbers and order), the text, JSON and
+plot of the A/A, coverage and power studies (``studies``), and those of the model-zoo
+studies: the SASS map (``sass_map``) and the SASS ablations (``ablation``). May import
+``core``, ``abtest.online`` and ``abtest.zoo_studies``; never ``abtest.cli``.
 """

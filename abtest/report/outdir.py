@@ -34,7 +34,16 @@ from core.fileio import check_writable_dir
 from core.staging import recover_dir, replace_dir, staging_dir
 
 # a folder holding one of these was written by this tool, and may be replaced
-MARKERS = ("results.json", "aa.json", "coverage.json", "power.json", "replay.json", "offline.json")
+MARKERS = (
+    "results.json",
+    "aa.json",
+    "coverage.json",
+    "power.json",
+    "replay.json",
+    "offline.json",
+    "sass_map.json",
+    "ablation.json",
+)
 _TEMP_LEFTOVER = re.compile(r"^\..+\.tmp$")  # core.fileio.atomic_path's temporary files
 
 

@@ -39,6 +39,15 @@ def test_epochs_override_gives_its_own_checkpoint(data):
     assert default != longer and default.parent == longer.parent
 
 
+def test_each_ablation_variant_gets_its_own_named_checkpoint(data):
+    cfg = ModelConfig("sass", data.spec)
+    default, _ = checkpoint_path(data, cfg, train_config(), 0)
+    ablated, _ = checkpoint_path(data, ModelConfig("sass", data.spec, aux_loss=False),
+                                 train_config(), 0)  # fmt: skip
+    assert default.name.startswith("sass-seed0-")
+    assert ablated.name.startswith("sass-no_aux_loss-seed0-") and ablated.parent == default.parent
+
+
 def test_floors_are_ready_without_training(data):
     pop = get_model("popular", data, 5, progress=False)
     rnd = get_model("random", data, 5, progress=False)

@@ -11,7 +11,7 @@ from models.zoo import LEARNED
 from tests.models.conftest import feature_batch, small_config
 
 
-@pytest.mark.parametrize("name", [n for n in LEARNED if n not in ("mixed", "single")])
+@pytest.mark.parametrize("name", [n for n in LEARNED if n not in ("mixed", "single", "zeus")])
 def test_bodies_in_scenario_order_equal_the_per_row_path(data, name):
     """Towers run rows sorted by scenario (one matmul per scenario); the result is each
     row's own, in the rows' order, the same as every scenario's weights on every row."""
