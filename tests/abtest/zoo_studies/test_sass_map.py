@@ -1,4 +1,5 @@
-"""The SASS map's cell configs, argument checks and per-cell comparisons (no training)."""
+"""The SASS map's cell configs, argument checks and per-cell comparisons (no training), and
+the cells as Ray tasks giving the in-turn result."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ import math
 import pytest
 
 from abtest.zoo_studies.estimates import MeanSe
-from abtest.zoo_studies.sass_map import MapCell, cell_config, check_map_args
+from abtest.zoo_studies.sass_map import MapCell, cell_config, check_map_args, sass_map
 from core.config import config_from_dict
 from core.errors import UserError
+from models.train import TrainConfig
 from tests.conftest import tiny_tree
 
 TARGET = "related_detail"
@@ -99,3 +101,24 @@ def test_unknown_scores_are_left_out_of_winner_and_best_other():
     assert cell.winner("recall@50") == "star" and cell.best_other("recall@50") == "star"
     nothing = _cell({"mixed": [math.nan], "sass": [math.nan]})
     assert nothing.winner("recall@50") is None and nothing.best_other("recall@50") is None
+
+
+def test_cells_as_ray_tasks_give_the_in_turn_result(tmp_path, monkeypatch):
+    pytest.importorskip("ray")
+    tree = tiny_tree()
+    tree["periods"].update({"pre_days": 3, "experiment_days": 1})  # a validation split
+    config = config_from_dict(tree, "tiny, 3 pre-period days")
+    train = TrainConfig(max_epochs=1, pretrain_epochs=1, pretrain_rows=2000, threads=1)
+    kwargs = {"models": ("mixed", "sass"), "seeds": (3,), "shifts": (0.0,),
+              "shares": (0.2, 0.5), "train_cfg": train, "progress": False}  # fmt: skip
+    maps = {}
+    for workers in (0, 2):  # separate caches: the Ray run must train, not load
+        monkeypatch.setenv("ABTEST_CACHE", str(tmp_path / f"cache{workers}"))
+        maps[workers] = sass_map(config, TARGET, workers=workers, **kwargs)
+    in_turn, on_ray = maps[0], maps[2]
+    assert [(c.shift, c.share) for c in on_ray.cells] == [(0.0, 0.2), (0.0, 0.5)]
+    for a, b in zip(in_turn.cells, on_ray.cells, strict=True):
+        assert a.data_hash == b.data_hash
+        for model in ("mixed", "sass"):
+            for metric in ("recall@50", "ndcg@50"):
+                assert a.scores[model][metric].values == b.scores[model][metric].values
