@@ -24,6 +24,7 @@ from torch import Tensor, nn
 from tqdm import tqdm
 
 from models.data import Dataset, Examples, RequestTable
+from models.epochs import sampled_epochs
 from models.losses import grouped_sampled_softmax_loss, info_nce
 from models.parts import ScenarioAdaptiveTransfer
 from models.ranking_metrics import ranking_metrics
@@ -274,29 +275,17 @@ class Trainer:
         return loss
 
     def pretrain(self, model: TwoTower) -> list[float]:
-        cfg, ex = self.cfg, self.data.pretrain
-        opt = make_optimizer(model, cfg)
-        losses = []
-        for epoch in range(cfg.pretrain_epochs):
-            model.train()
-            idx_all = self.rng.choice(len(ex), min(cfg.pretrain_rows, len(ex)), replace=False)
-            bar = tqdm(
-                range(0, idx_all.size, cfg.batch_size),
-                desc=f"pre-training {epoch + 1}",
-                leave=False,
-                disable=None if self.progress else True,
-                mininterval=0.5,
-            )
-            epoch_losses = []
-            for i in bar:
-                idx = idx_all[i : i + cfg.batch_size]
-                loss = self.pretrain_loss(model, ex.request[idx], ex.item[idx])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-                epoch_losses.append(loss.item())
-            losses.append(float(np.mean(epoch_losses)))
-        return losses
+        ex = self.data.pretrain
+        return sampled_epochs(
+            model,
+            make_optimizer(model, self.cfg),
+            self.rng,
+            len(ex),
+            self.cfg,
+            lambda idx: self.pretrain_loss(model, ex.request[idx], ex.item[idx]),
+            "pre-training",
+            self.progress,
+        )
 
     # ------------------------------------------------------------------ the whole recipe
 

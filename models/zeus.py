@@ -41,9 +41,9 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 from torch import Tensor, nn
-from tqdm import tqdm
 
 from models.data import Dataset, Examples, RequestTable
+from models.epochs import sampled_epochs
 from models.losses import grouped_sampled_softmax_loss
 from models.towers import TwoTower, Zeus
 
@@ -155,29 +155,16 @@ def pretrain_next_click(
         return []
     counts = np.bincount(targets, minlength=data.spec.n_items) + 1.0
     log_q = torch.as_tensor(np.log(counts / counts.sum()), dtype=torch.float32)
+
+    def batch_loss(idx: np.ndarray) -> Tensor:
+        f = {k: torch.as_tensor(v[idx]) for k, v in f_all.items() if k != "user_id"}
+        return next_click_loss(tower, f, targets[idx], log_q, cfg.temperature)
+
     opt = make_optimizer(tower, cfg)
-    losses = []
-    for epoch in range(cfg.pretrain_epochs):
-        tower.train()
-        pick = trainer.rng.choice(targets.size, min(cfg.pretrain_rows, targets.size), replace=False)
-        bar = tqdm(
-            range(0, pick.size, cfg.batch_size),
-            desc=f"zeus pre-training {epoch + 1}",
-            leave=False,
-            disable=None if trainer.progress else True,
-            mininterval=0.5,
-        )
-        epoch_losses = []
-        for i in bar:
-            idx = pick[i : i + cfg.batch_size]
-            f = {k: torch.as_tensor(v[idx]) for k, v in f_all.items() if k != "user_id"}
-            loss = next_click_loss(tower, f, targets[idx], log_q, cfg.temperature)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            epoch_losses.append(loss.item())
-        losses.append(float(np.mean(epoch_losses)))
-    return losses
+    return sampled_epochs(
+        tower, opt, trainer.rng, targets.size, cfg, batch_loss, "zeus pre-training",
+        trainer.progress,
+    )  # fmt: skip
 
 
 # ------------------------------------------------------------------ fine-tuning
