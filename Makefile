@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test test-all lint format clean
+.PHONY: run test test-all lint format clean obd-sample
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -17,10 +17,14 @@ $(STAMP): pyproject.toml constraints.txt
 run: $(STAMP)
 	$(PY) -m abtest run --treatment sass --control mixed --config scenarios.yaml
 
-test: $(STAMP)
+# The Open Bandit Dataset sample (from the obp wheel on the registry) for tests marked realdata
+obd-sample: $(STAMP)
+	$(PY) tools/fetch_obd.py --cache .cache
+
+test: $(STAMP) obd-sample
 	$(PY) -m pytest
 
-test-all: $(STAMP)
+test-all: $(STAMP) obd-sample
 	$(PY) -m pytest -m ''
 
 lint: $(STAMP)

@@ -14,6 +14,7 @@ from core.config import Config, config_from_dict, load_config_tree
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
 DEFAULT_YAML = ROOT / "scenarios.yaml"
+OBD_SAMPLE = ROOT / ".cache" / "obd"  # `make obd-sample` (run by `make test`) puts it there
 
 # hypothesis settings of the property tests: few examples, no deadline (2 slow cores)
 FAST = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -25,6 +26,15 @@ def no_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         yield
+
+
+@pytest.fixture(scope="session")
+def obd_sample() -> Path:
+    """The Open Bandit Dataset sample folder (``<policy>/<campaign>/<campaign>.csv``); tests
+    using it are marked ``realdata`` and skip when it has not been fetched."""
+    if not (OBD_SAMPLE / "random" / "all" / "all.csv").is_file():
+        pytest.skip(f"the Open Bandit Dataset sample is not in {OBD_SAMPLE}: run `make obd-sample`")
+    return OBD_SAMPLE
 
 
 def default_tree() -> dict:
