@@ -18,16 +18,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.config import Config
+from core.config import Config, config_from_dict
+from core.errors import UserError
 from core.staging import remove_stale
 from models.checkpoint import CheckpointDamaged, load_checkpoint, save_checkpoint, training_hash
-from models.data import Dataset, load_dataset
+from models.data import IMPORTED, Dataset, load_dataset
 from models.floors import FLOOR_RECALLERS
 from models.recaller import ModelRecaller, Recaller
 from models.train import TrainConfig, Trainer
-from models.zoo import ModelConfig, check_model_name
+from models.zoo import ModelConfig, check_model_spec, outside_kind
 from simulator.generation import cache_dir, generate, log_dir_for
-from simulator.logfolder import DATA_FILES, MANIFEST, problems
+from simulator.logfolder import DATA_FILES, MANIFEST, problems, read_manifest
 
 
 def _note(message: str) -> None:
@@ -52,6 +53,52 @@ def load_data(config: Config, progress: bool = True) -> Dataset:
 
 
 @dataclass(frozen=True)
+class FolderData:
+    """A named log folder's dataset, its scenarios' traffic shares and its kind."""
+
+    data: Dataset
+    traffic: dict[str, float]
+    kind: str  # "synthetic" (written by `generate`) or "imported" (by `import`)
+
+
+def load_folder_data(log_dir: str | Path, config: Config) -> FolderData:
+    """The dataset of the log folder `log_dir` (``--logs``), generated or imported.
+
+    A generated folder was shaped by the config in its manifest, which is used (with
+    `config`'s seed); an imported folder brings its scenarios, pools and features, and
+    `config` supplies the model settings. Verified before use, like every log folder.
+    """
+    log_dir = Path(log_dir)
+    if not log_dir.is_dir():
+        raise UserError(f"log folder not found: {log_dir}")
+    if not (log_dir / MANIFEST).is_file():
+        raise UserError(
+            f"{log_dir} is not a log folder (no {MANIFEST}): write one with `python -m abtest "
+            "generate` or `python -m abtest import kuairand|obd|table SRC --out DIR`"
+        )
+    manifest = read_manifest(log_dir)
+    kind = manifest.get("kind")
+    if kind == "synthetic":
+        try:
+            folder_cfg = config_from_dict(manifest["config"], str(log_dir / MANIFEST))
+        except (KeyError, TypeError) as exc:
+            raise UserError(f"{log_dir / MANIFEST}: unreadable manifest ({exc})") from None
+        folder_cfg = folder_cfg.with_seed(config.seed)
+        traffic = {s.name: s.traffic_share for s in folder_cfg.scenarios}
+        return FolderData(load_dataset(log_dir, folder_cfg), traffic, kind)
+    if kind == IMPORTED:
+        data = load_dataset(log_dir, config)
+        shares = manifest.get("traffic_share")
+        shares = shares if isinstance(shares, dict) else {}
+        traffic = {n: float(shares.get(n, float("nan"))) for n in data.scenario_names}
+        return FolderData(data, traffic, kind)
+    raise UserError(
+        f"{log_dir / MANIFEST}: a log folder of unknown kind {kind!r} (generate or import "
+        "writes kind synthetic or imported)"
+    )
+
+
+@dataclass(frozen=True)
 class Ready:
     recaller: Recaller
     checkpoint: Path | None
@@ -63,6 +110,23 @@ class Ready:
 def train_config(epochs: int | None = None) -> TrainConfig:
     """The default training config, with `epochs` fine-tuning epochs if given."""
     return TrainConfig() if epochs is None else TrainConfig(max_epochs=epochs)
+
+
+def load_outside(name: str, data: Dataset, seed: int) -> Recaller:
+    """An outside model (:mod:`models.outside`): the factory ``module:function`` called with
+    the dataset's context, or an embeddings folder checked against the dataset's pools."""
+    from models.outside import ModelContext, load_embeddings, load_factory
+
+    context = ModelContext(
+        scenario_names=data.scenario_names,
+        items=data.items,
+        spec=data.spec,
+        seed=seed,
+        dataset=data,
+    )
+    if outside_kind(name) == "factory":
+        return load_factory(name, context)
+    return load_embeddings(Path(name), context)
 
 
 def checkpoint_path(data: Dataset, model_cfg: ModelConfig, train_cfg: TrainConfig, seed: int):
@@ -85,8 +149,10 @@ def get_model(
     `variant` overrides :class:`ModelConfig` fields (the SASS ablations); it is part of the
     training hash, so each variant has its own checkpoint.
     """
-    check_model_name(name)
+    check_model_spec(name)
     train_cfg = train_cfg or TrainConfig()
+    if outside_kind(name) is not None:
+        return Ready(load_outside(name, data, seed), None, False, 0.0, [])
     if name in FLOOR_RECALLERS:
         return Ready(FLOOR_RECALLERS[name].from_dataset(data, seed), None, False, 0.0, [])
     model_cfg = ModelConfig(name, data.spec, **(variant or {}))

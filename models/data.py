@@ -169,31 +169,60 @@ def _side_table(path: Path, table: str) -> pl.DataFrame:
     return validate_side_table(df, table, str(path))
 
 
-def load_dataset(log_dir: str | Path, config: Config, valid_days: int = 2) -> Dataset:
-    """Read a generated log folder and build requests, items and the three example sets.
+IMPORTED = "imported"
+# An imported folder's validation window: the last fifth of its pre-period's logged time
+# (a synthetic folder holds out its last `valid_days` pre-period days instead).
+VALID_FRACTION = 0.2
+SIDE_ID_COLUMNS = ("user_id", "item_id", "source_id")  # not model features
 
-    The folder is verified against its manifest first (a changed file is refused)."""
+
+def load_dataset(log_dir: str | Path, config: Config, valid_days: int = 2) -> Dataset:
+    """Read a log folder (generated or imported) and build requests, items and the three
+    example sets.
+
+    A generated folder's scenarios and pools come from `config` (its world); an imported
+    folder's (``kind: imported``, written by ``python -m abtest import``) from the folder
+    itself: the scenarios its manifest lists, each scenario's pool the items logged in it,
+    the feature cardinalities from its side tables (a feature they lack is absent: one
+    constant code), the time split from its own timeline. `config` then supplies only the
+    model settings (the history length). The folder is verified against its manifest first
+    (a changed file is refused)."""
     log_dir = Path(log_dir)
     verify_named(log_dir)
-    pre_end = _pre_period_end(log_dir)
-    if not 0 < valid_days < config.periods.pre_days:
-        raise UserError(
-            f"periods.pre_days: must be > {valid_days} (the last {valid_days} pre-period days "
-            f"are held out for validation), got {config.periods.pre_days}"
-        )
-    names = config.scenario_names
+    manifest = read_manifest(log_dir)
+    imported = manifest.get("kind") == IMPORTED
+    pre_end = _manifest_time(log_dir, manifest, "pre_period_end")
+    if imported:
+        names = _imported_scenarios(log_dir, manifest)
+        start = _manifest_time(log_dir, manifest, "start")
+        cut = pre_end - (pre_end - start) * VALID_FRACTION
+    else:
+        if not 0 < valid_days < config.periods.pre_days:
+            raise UserError(
+                f"periods.pre_days: must be > {valid_days} (the last {valid_days} pre-period "
+                f"days are held out for validation), got {config.periods.pre_days}"
+            )
+        names = config.scenario_names
+        cut = pre_end - dt.timedelta(days=valid_days)
     logs = read_logs(log_dir / LOGS, scenarios=names, verify=False)
     users = _side_table(log_dir / USERS, "users")
     items = _side_table(log_dir / ITEMS, "items")
     _check_items_known(logs, items, log_dir)
-    cut = pre_end - dt.timedelta(days=valid_days)
     pre = logs.filter(pl.col("timestamp") < pre_end)
     if pre.filter(pl.col("timestamp") < cut).height == 0:
         raise UserError(f"{log_dir}: no logged traffic before {cut.isoformat()} to train on")
     codes = {n: i for i, n in enumerate(names)}
     requests, profile_cards = _request_table(pre, logs, users, config, codes)
-    items = items.with_columns(pl.col("content_type").cast(pl.String)).sort("item_id")
-    item_table, n_content_types = _item_table(items, config, log_dir)
+    items = _with_item_features(items).sort("item_id")
+    if imported:
+        item_table, n_content_types = _logged_item_table(items, logs, names, log_dir)
+        if pre.filter(pl.col("timestamp") >= cut, pl.col("click") == 1).height == 0:
+            raise UserError(
+                f"{log_dir}: no click logged between {cut.isoformat()} and "
+                f"{pre_end.isoformat()} to validate on (re-import with a larger --pre-fraction)"
+            )
+    else:
+        item_table, n_content_types = _item_table(items, config, log_dir)
 
     row_of = pl.DataFrame({"request_id": requests.request_id, "row": np.arange(len(requests))})
     ex = pre.select("request_id", "timestamp", "item_id", "click").join(row_of, on="request_id")
@@ -209,6 +238,10 @@ def load_dataset(log_dir: str | Path, config: Config, valid_days: int = 2) -> Da
         n_scenarios=len(names),
         history_length=config.world.history_length,
     )
+    if imported:  # the config's world does not shape these logs: only its history length
+        digest = imported_data_hash([logs, users, items], pre_end, cut, spec.history_length)
+    else:
+        digest = data_hash([logs, users, items], pre_end, config, valid_days)
     return Dataset(
         spec=spec,
         scenario_names=tuple(names),
@@ -217,17 +250,97 @@ def load_dataset(log_dir: str | Path, config: Config, valid_days: int = 2) -> Da
         train=_examples(early.filter(pl.col("click") == 1)),
         valid=_examples(late.filter(pl.col("click") == 1)),
         pretrain=_examples(early),
-        data_hash=data_hash([logs, users, items], pre_end, config, valid_days),
+        data_hash=digest,
     )
 
 
-def _pre_period_end(log_dir: Path) -> dt.datetime:
-    """The end of the pre-period, from the log folder's manifest."""
-    manifest = read_manifest(log_dir)
+def imported_data_hash(
+    frames: list[pl.DataFrame], pre_end: dt.datetime, cut: dt.datetime, history_length: int
+) -> str:
+    """What a dataset built from an imported folder is built from: the tables' contents, the
+    time split and the history length."""
+    blob = json.dumps(
+        {
+            "tables": content_hash(frames),
+            "kind": IMPORTED,
+            "pre_period_end": pre_end.isoformat(),
+            "validation_start": cut.isoformat(),
+            "history_length": history_length,
+        },
+        sort_keys=True,
+    )
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _manifest_time(log_dir: Path, manifest: dict, key: str) -> dt.datetime:
     try:
-        return dt.datetime.fromisoformat(manifest["pre_period_end"])
+        value = dt.datetime.fromisoformat(manifest[key])
     except (ValueError, KeyError, TypeError) as exc:
-        raise UserError(f"{log_dir / MANIFEST}: unreadable manifest ({exc})") from None
+        raise UserError(f"{log_dir / MANIFEST}: unreadable manifest ({key}: {exc})") from None
+    return value if value.tzinfo is not None else value.replace(tzinfo=dt.timezone.utc)
+
+
+def _imported_scenarios(log_dir: Path, manifest: dict) -> tuple[str, ...]:
+    names = manifest.get("scenarios")
+    if (
+        not isinstance(names, list)
+        or not names
+        or not all(isinstance(n, str) and n for n in names)
+        or len(set(names)) < len(names)
+    ):
+        raise UserError(
+            f"{log_dir / MANIFEST}: unreadable manifest (scenarios: a list of distinct names "
+            f"expected, got {names!r})"
+        )
+    return tuple(names)
+
+
+def _with_item_features(items: pl.DataFrame) -> pl.DataFrame:
+    """The items table with every model feature: an absent one is one constant code."""
+    return items.with_columns(
+        (pl.col("category") if "category" in items.columns else pl.lit(0, pl.Int64)).alias(
+            "category"
+        ),
+        (
+            pl.col("content_type").cast(pl.String)
+            if "content_type" in items.columns
+            else pl.lit("all", pl.String)
+        ).alias("content_type"),
+        (pl.col("duration") if "duration" in items.columns else pl.lit(0.0, pl.Float64)).alias(
+            "duration"
+        ),
+    )
+
+
+def _logged_item_table(
+    items: pl.DataFrame, logs: pl.DataFrame, names: tuple[str, ...], log_dir: Path
+) -> tuple[ItemTable, int]:
+    """An imported folder's item features and pools: each scenario's pool is the items
+    logged in it (over the whole log: the catalogue the scenario shows)."""
+    table, n_types = _features_by_id(items)
+    pools = []
+    for name in names:
+        pool = np.sort(logs.filter(pl.col("scenario") == name)["item_id"].unique().to_numpy())
+        if pool.size == 0:
+            raise UserError(f"{log_dir / LOGS}: scenario {name} (in the manifest) has no rows")
+        pools.append(pool.astype(np.int64))
+    return ItemTable(table[0], table[1], table[2], tuple(pools)), n_types
+
+
+def _features_by_id(items: pl.DataFrame) -> tuple[tuple[np.ndarray, ...], int]:
+    """(category, content type code, duration bucket) indexed by item id, and the number of
+    content types; `items` sorted by id, with string content types."""
+    n_items = int(items["item_id"].max()) + 1
+    ct_names = sorted(items["content_type"].unique().to_list())
+    ct_code = {c: i for i, c in enumerate(ct_names)}
+    category = np.zeros(n_items, dtype=np.int64)
+    ctype = np.zeros(n_items, dtype=np.int64)
+    dur = np.zeros(n_items, dtype=np.int64)
+    ids = items["item_id"].to_numpy()
+    category[ids] = items["category"].to_numpy()
+    ctype[ids] = items["content_type"].replace_strict(ct_code, return_dtype=pl.Int64).to_numpy()
+    dur[ids] = duration_buckets(items["duration"].to_numpy())
+    return (category, ctype, dur), len(ct_names)
 
 
 def _check_items_known(logs: pl.DataFrame, items: pl.DataFrame, log_dir: Path) -> None:
@@ -251,7 +364,7 @@ def _request_table(
         .sort("timestamp", "request_id")
     )
     hist = click_histories(logs, req, config.world.history_length, codes)
-    profile_cols = [c for c in users.columns if c != "user_id"]
+    profile_cols = [c for c in users.columns if c not in SIDE_ID_COLUMNS]
     prof = req.select("user_id").join(users, on="user_id", how="left", maintain_order="left")
     profile = prof.select(profile_cols).fill_null(0).to_numpy().astype(np.int64)
     profile_cards = tuple(int(users[c].max()) + 1 for c in profile_cols)
@@ -271,26 +384,19 @@ def _request_table(
 def _item_table(items: pl.DataFrame, config: Config, log_dir: Path) -> tuple[ItemTable, int]:
     """The item features indexed by item id and each scenario's pool (from `items`, sorted
     by id with string content types), and the number of content types."""
-    n_items = int(items["item_id"].max()) + 1
+    (category, ctype, dur), n_types = _features_by_id(items)
     ct_names = sorted(items["content_type"].unique().to_list())
-    ct_code = {c: i for i, c in enumerate(ct_names)}
-    category = np.zeros(n_items, dtype=np.int64)
-    ctype = np.zeros(n_items, dtype=np.int64)
-    dur = np.zeros(n_items, dtype=np.int64)
     ids = items["item_id"].to_numpy()
-    category[ids] = items["category"].to_numpy()
-    ctype[ids] = items["content_type"].replace_strict(ct_code, return_dtype=pl.Int64).to_numpy()
-    dur[ids] = duration_buckets(items["duration"].to_numpy())
     pools = []
     for sc in config.scenarios:
-        allowed = [ct_code[c] for c in sc.content_types if c in ct_code]
+        allowed = [ct_names.index(c) for c in sc.content_types if c in ct_names]
         pools.append(np.sort(ids[np.isin(ctype[ids], allowed)]))
         if pools[-1].size == 0:
             raise UserError(
                 f"{log_dir / 'items.parquet'}: column 'content_type' has no item of scenario "
                 f"{sc.name}'s content types ({', '.join(sc.content_types)})"
             )
-    return ItemTable(category, ctype, dur, tuple(pools)), len(ct_names)
+    return ItemTable(category, ctype, dur, tuple(pools)), n_types
 
 
 def _examples(frame: pl.DataFrame) -> Examples:

@@ -168,6 +168,7 @@ def validate_logs(
 
 ITEM_COLUMNS = {"item_id": "integer", "category": "integer", "content_type": "text",
                 "duration": "numeric"}  # fmt: skip
+SOURCE_ID = "source_id"  # an imported folder's side tables: the source's id of each row
 
 
 def _side_kind_ok(kind: pl.DataType, want: str) -> bool:
@@ -178,20 +179,29 @@ def _side_kind_ok(kind: pl.DataType, want: str) -> bool:
     return kind.is_numeric()
 
 
-def validate_side_table(df: pl.DataFrame, table: str, source: str | None = None) -> pl.DataFrame:
+def validate_side_table(
+    df: pl.DataFrame, table: str, source: str | None = None, *, imported: bool | None = None
+) -> pl.DataFrame:
     """Check a ``users`` or ``items`` side table; raise :class:`LogError` naming the column.
 
     ``users``: an integer ``user_id`` and integer profile codes >= 0; ``items``: ``item_id``,
     ``category`` (integers >= 0), ``content_type`` (text) and ``duration`` (seconds, finite,
-    >= 0). No nulls, ids unique. Extra item columns are ignored.
+    >= 0). No nulls, ids unique. Extra item columns are ignored. An imported folder's tables
+    (`imported`; by default: those with a ``source_id`` column) also hold ``source_id``
+    (text, the source's id) and their items only the features the source has.
     """
     source = source or table
     key = "user_id" if table == "users" else "item_id"
-    want = (
-        ({c: "integer" for c in df.columns} | {key: "integer"})
-        if table == "users"
-        else ITEM_COLUMNS
-    )
+    if imported is None:
+        imported = SOURCE_ID in df.columns
+    if table == "users":
+        want = {c: "integer" for c in df.columns} | {key: "integer"}
+    elif imported:
+        want = {key: "integer"} | {c: k for c, k in ITEM_COLUMNS.items() if c in df.columns}
+    else:
+        want = dict(ITEM_COLUMNS)
+    if imported:
+        want[SOURCE_ID] = "text"
     missing = [c for c in want if c not in df.columns]
     if missing:
         raise LogError(f"{source}: missing column(s) {', '.join(missing)}")

@@ -17,6 +17,23 @@ from abtest.cli.parents import (
 )
 from core.errors import UserError
 
+LOGS_HELP = (
+    "train and evaluate on this log folder (written by `generate` or `import`) instead of the "
+    "config's generated logs; an imported folder brings its scenarios, pools, features and "
+    "time split, the config its model settings"
+)
+
+
+def _data(cfg, args):
+    """The dataset and traffic shares of ``--logs`` or of the config's generated logs."""
+    from abtest.pipeline import load_data, load_folder_data
+
+    if args.logs:
+        folder = load_folder_data(args.logs, cfg)
+        return folder.data, folder.traffic
+    traffic = {s.name: s.traffic_share for s in cfg.scenarios}
+    return load_data(cfg, progress=not args.quiet), traffic
+
 
 def add_parsers(subparsers) -> None:
     """Register ``train`` and ``evaluate``."""
@@ -32,6 +49,7 @@ def add_parsers(subparsers) -> None:
         description="Train a recall model (or load its cached checkpoint) and print its "
         "offline metrics on the validation split.",
     )
+    tr.add_argument("--logs", metavar="LOGDIR", help=LOGS_HELP)
     tr.add_argument("--model", required=True, type=argtypes.model_names, help="model name")
     tr.add_argument("--retrain", action="store_true", help="train even if a checkpoint exists")
     tr.set_defaults(func=cmd_train)
@@ -49,6 +67,7 @@ def add_parsers(subparsers) -> None:
         description="Evaluate models offline on the later part of the pre-period and write "
         "DIR/offline.json and DIR/offline.md.",
     )
+    ev.add_argument("--logs", metavar="LOGDIR", help=LOGS_HELP)
     ev.add_argument("--models", type=argtypes.model_names, help="comma-separated (default: all)")
     ev.add_argument("--seeds", type=argtypes.SEEDS, default=1, help="number of seeds (default: 1)")
     ev.add_argument(
@@ -65,10 +84,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     if len(args.model) != 1:
         raise UserError("--model takes one model name; use `evaluate --models a,b` for several")
     (name,) = args.model
-    from abtest.pipeline import get_model, load_data, train_config
+    from abtest.pipeline import get_model, train_config
     from models.evaluate import evaluate
 
-    data = load_data(cfg, progress=not args.quiet)
+    data, _ = _data(cfg, args)
     ready = get_model(
         name,
         data,
@@ -94,7 +113,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     cfg = config_from_args(args)
     import datetime as dt
 
-    from abtest.pipeline import get_model, load_data, train_config
+    from abtest.pipeline import get_model, train_config
     from abtest.report.outdir import claim, replacing
     from models.evaluate import aggregate, evaluate, index_report, write_offline
     from models.index import IndexSpec
@@ -106,7 +125,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         if args.out
         else Path("reports") / (dt.datetime.now().strftime("%Y%m%d-%H%M%S") + "-offline")
     )
-    data = load_data(cfg, progress=not args.quiet)
+    data, traffic = _data(cfg, args)
     seeds = [cfg.seed + i for i in range(args.seeds)]
     models, seconds, index = {}, {}, None
     for name in names:
@@ -127,12 +146,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "index_kind": args.index,
         "config_fingerprint": cfg.fingerprint(),
         "data_hash": data.data_hash,
+        "logs": str(args.logs) if args.logs else None,
         "seeds": seeds,
         "models": models,
         "train_seconds": seconds,
         "index": index,
     }
-    traffic = {s.name: s.traffic_share for s in cfg.scenarios}
     with replacing(out, ("offline.json", "offline.md")) as stage:  # the folder is replaced whole
         write_offline(stage, result, traffic)
     print((out / "offline.md").read_text())
