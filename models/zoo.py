@@ -34,7 +34,10 @@ serving view in :mod:`models.recaller` and the floors in :mod:`models.floors`.
 from __future__ import annotations
 
 import dataclasses
+import os
+import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from core.errors import UserError
 from models.data import FeatureSpec
@@ -47,9 +50,36 @@ SASS_FAMILY = ("sass_base", "sass")
 TRANSFERS = ("symmetric", "user")
 
 
+# An outside model (:mod:`models.outside`): a factory ``package.module:function`` or the path
+# of an embeddings folder (anything with a slash, or an existing folder).
+FACTORY_SPEC = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*")
+OUTSIDE_HELP = "or an outside model: package.module:function (a factory) or an embeddings folder"
+
+
 def check_model_name(name: str) -> str:
+    """`name` if it is a model of the zoo (learned or floor)."""
     if name not in MODEL_NAMES:
         raise UserError(f"unknown model {name!r}; known models: {', '.join(MODEL_NAMES)}")
+    return name
+
+
+def outside_kind(name: str) -> str | None:
+    """``"factory"``, ``"embeddings"`` or None (a zoo name, or not a model at all)."""
+    if name in MODEL_NAMES:
+        return None
+    if FACTORY_SPEC.fullmatch(name):
+        return "factory"
+    if "/" in name or os.sep in name or Path(name).is_dir():
+        return "embeddings"
+    return None
+
+
+def check_model_spec(name: str) -> str:
+    """`name` if it names a model: one of the zoo or an outside model (:func:`outside_kind`)."""
+    if name not in MODEL_NAMES and outside_kind(name) is None:
+        raise UserError(
+            f"unknown model {name!r}; known models: {', '.join(MODEL_NAMES)}; {OUTSIDE_HELP}"
+        )
     return name
 
 

@@ -115,10 +115,18 @@ SHARE_LIST = fractions("traffic share", open_interval=True)
 
 
 def model_names(text: str) -> list[str]:
-    """Comma-separated model names."""
-    from models.zoo import MODEL_NAMES
+    """Comma-separated model names: of the zoo, or outside models (a factory
+    ``package.module:function`` or an embeddings folder's path)."""
+    from models.zoo import MODEL_NAMES, OUTSIDE_HELP, outside_kind
 
-    return name_list(text, MODEL_NAMES, "model", "known models")
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in MODEL_NAMES and outside_kind(n) is None]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown model {', '.join(map(repr, unknown)) or '(none given)'}; "
+            f"known models: {', '.join(MODEL_NAMES)}; {OUTSIDE_HELP}"
+        )
+    return names
 
 
 def model_name(text: str) -> str:
@@ -131,11 +139,11 @@ def model_name(text: str) -> str:
 
 def one_model(text: str) -> str:
     """Exactly one model name, taken verbatim (the `replay` command's check: no stripping)."""
-    from models.zoo import MODEL_NAMES
+    from models.zoo import MODEL_NAMES, OUTSIDE_HELP, outside_kind
 
-    if text not in MODEL_NAMES:
+    if text not in MODEL_NAMES and outside_kind(text) is None:
         raise argparse.ArgumentTypeError(
-            f"unknown model {text!r}; known models: {', '.join(MODEL_NAMES)}"
+            f"unknown model {text!r}; known models: {', '.join(MODEL_NAMES)}; {OUTSIDE_HELP}"
         )
     return text
 

@@ -4,8 +4,9 @@ requests (:class:`Slots`, :func:`scenario_slots`).
 
 Synthetic logs (a ``synthetic`` manifest beside them) are evaluated on the experiment period
 (timestamps >= the manifest's ``pre_period_end``), since the models trained on the
-pre-period; logs without a world (KuaiRand, Open Bandit Dataset) on the later half of the
-logged time (``REAL_SPLIT``).
+pre-period; an imported folder (``kind: imported``) likewise after its manifest's
+``pre_period_end``, with its manifest's scenarios in their order (the models' scenario
+codes); other logs without a world on the later half of the logged time (``REAL_SPLIT``).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ class Logged:
     scenarios: tuple[str, ...]
     config: Config | None  # the world's config (synthetic logs only)
     log_dir: Path
+    imported: bool = False  # an imported log folder (python -m abtest import)
 
     @property
     def synthetic(self) -> bool:
@@ -48,19 +50,28 @@ class Logged:
         return self.logs.filter(pl.col("timestamp") < self.eval_start)
 
 
-def _read_manifest(manifest_path: Path) -> tuple[Config | None, dt.datetime | None]:
-    """The world's config and the end of its pre-period (both None unless synthetic)."""
+def _read_manifest(
+    manifest_path: Path,
+) -> tuple[Config | None, dt.datetime | None, tuple[str, ...] | None]:
+    """The world's config (synthetic logs), the end of the pre-period (synthetic and imported
+    folders) and the scenarios in their order (imported folders); None where not known."""
     if not manifest_path.exists():
-        return None, None
+        return None, None, None
     manifest = read_manifest(manifest_path.parent)
-    if manifest.get("kind") != "synthetic":
-        return None, None
+    kind = manifest.get("kind")
+    if kind not in ("synthetic", "imported"):
+        return None, None, None
     try:
-        config = config_from_dict(manifest["config"], str(manifest_path))
         pre_end = dt.datetime.fromisoformat(manifest["pre_period_end"])
+        if kind == "imported":
+            names = manifest["scenarios"]
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise ValueError(f"scenarios: a list of names expected, got {names!r}")
+            return None, pre_end, tuple(names)
+        config = config_from_dict(manifest["config"], str(manifest_path))
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{manifest_path}: unreadable manifest ({exc})") from None
-    return config, pre_end
+    return config, pre_end, None
 
 
 def _check_users(path: Path, logs: pl.DataFrame, config: Config) -> None:
@@ -80,8 +91,8 @@ def load_logged(log_dir: str | Path, eval_start: dt.datetime | None = None) -> L
     path = Path(log_dir)
     folder = path if path.is_dir() else path.parent
     verify_named(path)  # before its manifest is trusted: a damaged folder is refused whole
-    config, pre_end = _read_manifest(folder / "manifest.json")
-    scen = config.scenario_names if config is not None else None
+    config, pre_end, imported = _read_manifest(folder / "manifest.json")
+    scen = config.scenario_names if config is not None else imported
     logs = read_logs(path, scenarios=scen)
     if config is not None:
         _check_users(path, logs, config)
@@ -91,12 +102,13 @@ def load_logged(log_dir: str | Path, eval_start: dt.datetime | None = None) -> L
         else:
             t0, t1 = logs["timestamp"].min(), logs["timestamp"].max()
             eval_start = t0 + (t1 - t0) * REAL_SPLIT
-    names = (
-        tuple(config.scenario_names)
-        if config is not None
-        else tuple(sorted(logs["scenario"].unique().to_list()))
-    )
-    out = Logged(logs, eval_start, names, config, folder)
+    if config is not None:
+        names = tuple(config.scenario_names)
+    elif imported is not None:
+        names = imported
+    else:
+        names = tuple(sorted(logs["scenario"].unique().to_list()))
+    out = Logged(logs, eval_start, names, config, folder, imported=imported is not None)
     if out.evaluated.height == 0:
         raise UserError(f"{path}: no logged exposures at or after {eval_start.isoformat()}")
     return out

@@ -3,9 +3,10 @@ pool and its top-K over that pool for each logged request, by the model's own sc
 vector . item vector, ties by item id; no ranking stage — the engine's shared ``noisy_truth``
 ranker needs the world, real logs have none).
 
-On synthetic logs every model of the zoo can score (features rebuilt from the logs and the
-world's users); on logs without a world only the floors (``popular``: click counts of the
-earlier part of those logs, ``random``).
+On a generated or an imported log folder every model can score — the zoo's (trained on the
+folder's pre-period if missing) and outside ones — with features rebuilt from the logs and
+the folder's users table; on bare logs without a folder's side tables only the floors
+(``popular``: click counts of the earlier part of those logs, ``random``).
 """
 
 from __future__ import annotations
@@ -53,22 +54,20 @@ class Scorer:
         return out
 
 
-def _synthetic_scorer(name: str, logged: Logged, seed: int, progress: bool, cache: dict) -> Scorer:
+def _dataset_scorer(name: str, logged: Logged, data, seed: int, progress: bool) -> Scorer:
+    """A model trained on (or, outside, bound to) a log folder's dataset `data`."""
     from abtest.pipeline import get_model
-    from models.data import load_dataset, user_buckets
+    from models.data import SIDE_ID_COLUMNS, user_buckets
     from models.features import click_histories
 
-    cfg = logged.config
-    if "data" not in cache:  # shared by the policy and the baseline
-        cache["data"] = load_dataset(logged.log_dir, cfg)
-    data = cache["data"]
     recaller = get_model(name, data, seed, progress=progress).recaller
     users = pl.read_parquet(logged.log_dir / "users.parquet")
-    profile_cols = [c for c in users.columns if c != "user_id"]
-    codes = {n: i for i, n in enumerate(cfg.scenario_names)}
+    profile_cols = [c for c in users.columns if c not in SIDE_ID_COLUMNS]
+    codes = {n: i for i, n in enumerate(data.scenario_names)}
+    length = data.spec.history_length
 
     def features(s: int, req: pl.DataFrame) -> dict[str, np.ndarray]:
-        hist = click_histories(logged.logs, req, cfg.world.history_length, codes)
+        hist = click_histories(logged.logs, req, length, codes)
         prof = req.select("user_id").join(users, on="user_id", how="left", maintain_order="left")
         uid = req["user_id"].to_numpy().astype(np.int64)
         return {
@@ -90,8 +89,9 @@ def _real_scorer(name: str, logged: Logged, seed: int) -> Scorer:
 
     if name not in FLOORS:
         raise UserError(
-            f"model {name!r} needs a synthetic world's features; on logs without a world only "
-            f"the floors ({', '.join(FLOORS)}) can be replayed"
+            f"model {name!r} needs a log folder's users and items (written by `generate` or "
+            f"`python -m abtest import`); on bare logs only the floors ({', '.join(FLOORS)}) "
+            "can be replayed"
         )
     items = np.sort(logged.logs["item_id"].unique().to_numpy())
     code = {int(i): c for c, i in enumerate(items.tolist())}
@@ -125,12 +125,26 @@ def _real_scorer(name: str, logged: Logged, seed: int) -> Scorer:
 
 
 def build_scorer(
-    name: str, logged: Logged, seed: int, progress: bool = False, cache: dict | None = None
+    name: str,
+    logged: Logged,
+    seed: int,
+    progress: bool = False,
+    cache: dict | None = None,
+    config=None,
 ) -> Scorer:
-    """Model `name` (trained now if missing, on synthetic logs) as a :class:`Scorer`."""
-    from models.zoo import check_model_name
+    """Model `name` as a :class:`Scorer`: on a generated or imported log folder any model
+    (a zoo model trained now if missing); on bare logs only the floors. `cache` shares the
+    folder's dataset between the policy and the baseline; `config` supplies an imported
+    folder's model settings (its history length)."""
+    from models.data import load_dataset
+    from models.zoo import check_model_spec
 
-    check_model_name(name)
-    if logged.synthetic:
-        return _synthetic_scorer(name, logged, seed, progress, {} if cache is None else cache)
-    return _real_scorer(name, logged, seed)
+    check_model_spec(name)
+    if not (logged.synthetic or logged.imported):
+        return _real_scorer(name, logged, seed)
+    cache = {} if cache is None else cache
+    if "data" not in cache:
+        if logged.imported and config is None:
+            raise ValueError("an imported log folder needs the config's model settings")
+        cache["data"] = load_dataset(logged.log_dir, logged.config or config)
+    return _dataset_scorer(name, logged, cache["data"], seed, progress)

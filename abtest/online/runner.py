@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import re
 import sys
 import time
 from dataclasses import dataclass
@@ -49,7 +50,12 @@ class RunOptions:
 
 def default_out(treatment: str, control: str) -> Path:
     stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
-    return Path("reports") / f"{stamp}-{treatment}-vs-{control}"
+    return Path("reports") / f"{stamp}-{safe_name(treatment)}-vs-{safe_name(control)}"
+
+
+def safe_name(name: str) -> str:
+    """A model name as a file-name part (an outside model's may hold ':' or '/')."""
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.rstrip("/")).strip("_.") or "model"
 
 
 def _say(msg: str) -> None:
@@ -74,13 +80,13 @@ def prepare(
     `epochs` overrides the default fine-tuning epochs (another training hash, so another
     cached checkpoint)."""
     from abtest.pipeline import get_model, load_data, train_config
-    from models.zoo import check_model_name
+    from models.zoo import check_model_spec
     from simulator.generation import log_dir_for
     from simulator.logs import read_logs
     from simulator.synthetic import SyntheticWorld
 
     for name in names:
-        check_model_name(name)
+        check_model_spec(name)
     _say(f"[1/4] logged pre-period traffic ({config.periods.pre_days} days)")
     data = load_data(config, progress=progress)
     recallers, checkpoints = {}, {}
