@@ -71,7 +71,7 @@ class WorldConfig:
     activity_sigma: float = _f(1.0, ge=0, le=5)
     profile_features: dict[str, int] = _f({"age": 6, "gender": 2}, ge=2, le=10_000)
     profile_signal: float = _f(2.0, ge=0, le=100)
-    history_length: int = _f(20, ge=1, le=1000)
+    history_length: int = _f(20, ge=0, le=1000)  # 0: no click-history feature
     content_types: dict[str, ContentType] = _f()
     duration_sigma: float = _f(0.6, ge=0, le=5)
     completion: Completion = field(default_factory=Completion)

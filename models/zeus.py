@@ -42,6 +42,7 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from core.errors import UserError
 from models.data import Dataset, Examples, RequestTable
 from models.epochs import sampled_epochs
 from models.losses import grouped_sampled_softmax_loss
@@ -213,6 +214,8 @@ def run_zeus(trainer: TrainerLike, model: Zeus, result: Any, make_optimizer: Cal
     ``pretrain_seconds`` and ``history`` (the shared phase's epochs, then each scenario's,
     marked ``"scenario"``). The id embeddings are trainable again at the end, as in a
     model loaded from its checkpoint."""
+    if trainer.data.spec.history_length == 0:
+        raise UserError("zeus pre-trains on the click history: it needs world.history_length >= 1")
     t0 = time.perf_counter()
     tower = copy.deepcopy(model.towers[0])
     result.pretrain_losses = pretrain_next_click(trainer, tower, make_optimizer)

@@ -119,6 +119,8 @@ class History:
         return np.where(future, -1, items), np.where(future, -1, scen)
 
     def push(self, users, items, scenario: int, times) -> None:
+        if self.items.shape[1] == 0:  # history_length 0: nothing is kept
+            return
         for u, i, t in zip(users.tolist(), items.tolist(), times.tolist(), strict=True):
             self.items[u, 1:] = self.items[u, :-1]
             self.scenarios[u, 1:] = self.scenarios[u, :-1]

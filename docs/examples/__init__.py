@@ -1,0 +1,1 @@
+"""Runnable examples of the documentation (docs/outside_models.md)."""
