@@ -41,13 +41,17 @@ def as_imported(generated, out, *, scenarios=None, item_features=("category",),
     shutil.copy(generated / "logs.parquet", out / "logs.parquet")
     logs = pl.read_parquet(out / "logs.parquet")
     users = pl.read_parquet(generated / "users.parquet")
-    users = users.select("user_id", source_id=pl.format("u{}", "user_id"), *users.columns[1:])
+    users = users.select(
+        "user_id", pl.format("u{}", "user_id").alias("source_id"), *users.columns[1:]
+    )
     users.write_parquet(out / "users.parquet")
     items = pl.read_parquet(generated / "items.parquet")
-    items = items.select("item_id", source_id=pl.format("i{}", "item_id"), *item_features)
+    items = items.select("item_id", pl.format("i{}", "item_id").alias("source_id"), *item_features)
     items.write_parquet(out / "items.parquet")
-    per = logs.group_by("scenario").agg(pl.col("request_id").n_unique()).sort(
-        "request_id", "scenario", descending=[True, False]
+    per = (
+        logs.group_by("scenario")
+        .agg(pl.col("request_id").n_unique())
+        .sort("request_id", "scenario", descending=[True, False])
     )
     names = list(scenarios) if scenarios is not None else per["scenario"].to_list()
     t0, t1 = logs["timestamp"].min(), logs["timestamp"].max()

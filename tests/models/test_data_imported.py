@@ -33,7 +33,7 @@ def imported(generated, tmp_path_factory):
 
 
 def test_scenarios_pools_and_features_come_from_the_folder(generated, imported):
-    cfg, _, logs = generated
+    _, _, logs = generated
     other = tiny_tree()
     other["world"]["n_users"] = 11  # the config's world does not shape an imported folder
     data = load_dataset(imported, config_from_dict(other, "other"))
