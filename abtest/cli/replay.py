@@ -1,4 +1,5 @@
-"""The ``replay`` command: off-policy estimates of a model on logged traffic."""
+"""The ``replay`` command: off-policy estimates of a model — or of a policy given as a table of
+action probabilities (``--policy-table``) — on logged traffic."""
 
 from __future__ import annotations
 
@@ -27,12 +28,20 @@ def add_parsers(subparsers) -> None:
             quiet_parent(),
         ],
         help="off-policy estimates (replay, IPS, SNIPS, DR) of a model on logged traffic",
-        description="Estimate a model's per-exposure CTR and watch time per scenario from "
-        "logged traffic with replay, IPS, SNIPS and doubly robust estimators (and its lift over "
-        "a baseline); on synthetic logs also the exact truth. Writes DIR/replay.json, "
-        "replay.md and replay_days.png.",
+        description="Estimate a model's (or a policy table's) per-exposure CTR and watch time "
+        "per scenario from logged traffic with replay, IPS, SNIPS and doubly robust estimators "
+        "(and its lift over a baseline); on synthetic logs also the exact truth. Writes "
+        "DIR/replay.json, replay.md and replay_days.png.",
     )
-    p.add_argument("--policy", required=True, type=argtypes.one_model, help="model to evaluate")
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--policy", type=argtypes.one_model, help="model to evaluate")
+    which.add_argument(
+        "--policy-table",
+        metavar="FILE",
+        help="evaluate the policy in this parquet or CSV table instead: columns scenario, "
+        "item_id, position (0-based), probability, optionally request_id (per request); "
+        "pi(item | position) = probability",
+    )
     p.add_argument(
         "--baseline", type=argtypes.one_model, help="model to compare with (paired lift)"
     )
@@ -62,6 +71,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
         if args.out
         else Path("reports") / (dt.datetime.now().strftime("%Y%m%d-%H%M%S") + "-replay")
     )
+    if args.policy_table and not Path(args.policy_table).is_file():  # before any slow work
+        raise UserError(f"policy table not found: {args.policy_table}")
     if args.logs:
         logs = Path(args.logs)
         if not logs.exists():
@@ -78,6 +89,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         args.estimators,
         clip=args.clip,
         progress=not args.quiet,
+        policy_table=args.policy_table,
     )
     with replacing(out, OUTPUT_FILES) as stage:  # the folder is replaced whole
         write_outputs(stage, run)

@@ -27,6 +27,15 @@ from abtest.offline.results import (
 )
 
 DAY_SECONDS = 86_400.0
+# the warning when the target's own choices (Inputs.top_shown) were rarely logged
+OVERLAP_MODEL = (
+    "overlap: the target's own top-K items were logged at only {n_top:,} of {n_events:,} "
+    "exposures; IPS/SNIPS/DR rest on its eps-uniform part and the reward model"
+)
+OVERLAP_TABLE = (
+    "overlap: items the table can show at their slot were logged at only {n_top:,} of "
+    "{n_events:,} exposures; IPS/SNIPS/DR rest on those few and the reward model"
+)
 
 
 def mean_or_none(x: np.ndarray) -> float | None:
@@ -45,19 +54,17 @@ def evaluate_metric(
     truth: np.ndarray | None,
     truth_base: np.ndarray | None,
     mask: np.ndarray,
+    overlap: str = OVERLAP_MODEL,
 ) -> MetricResult:
-    """One scenario and metric: every estimator, the truth, the paired lift and warnings."""
+    """One scenario and metric: every estimator, the truth, the paired lift and warnings
+    (`overlap`: the warning's text when the target's own choices were rarely logged)."""
     estimates: dict[str, EstimatorResult | None] = {}
     lifts: dict[str, LiftEstimate] = {}
     warnings: list[str] = []
     n_events = int(mask.sum())
     n_top = int(pol.top_shown[mask].sum())
     if any(e.weighted for e in estimators) and n_top < ope.MIN_MATCHES:
-        warnings.append(
-            f"overlap: the target's own top-K items were logged at only {n_top:,} of "
-            f"{n_events:,} exposures; IPS/SNIPS/DR rest on its eps-uniform part and the "
-            "reward model"
-        )
+        warnings.append(overlap.format(n_top=n_top, n_events=n_events))
     for est in estimators:
         t = est.terms(pol, mask)
         if t is None:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from abtest.offline.results import MetricResult, ReplayRun, to_json
+from abtest.offline.results import MetricResult, ReplayRun, Support, to_json
 from core import fileio
 
 
@@ -52,6 +52,38 @@ def _metric_lines(run: ReplayRun, block: MetricResult, pct: bool) -> list[str]:
     return lines
 
 
+def support_line(sup: Support) -> str:
+    """A table policy's support in one scenario, and what it means for the estimates."""
+    if sup.uncovered >= 1 - 1e-12:
+        line = (
+            "Support: none of the table's mass is on items the logs showed at those positions: "
+            "IPS reads 0, SNIPS and replay have nothing to estimate from, DR is its reward "
+            "model's guess alone."
+        )
+    elif sup.uncovered > 0:
+        worst = sorted(sup.positions, key=lambda p: -p.uncovered)[:5]
+        at = ", ".join(f"{p.position}: {p.uncovered:.1%}" for p in worst if p.uncovered > 0)
+        line = (
+            f"Support: {sup.uncovered:.2%} of the table's mass is on items the logs never "
+            f"showed at that position (by position: {at}); IPS counts it as reward 0 (biased "
+            "low), SNIPS and replay estimate the covered part only, DR fills it in from its "
+            "reward model."
+        )
+    else:
+        line = "Support: every item the table can show was logged at its position."
+    if sup.mass < 1 - 1e-9:
+        line += (
+            f" Its probabilities sum to {sup.mass:.3f} per slot on average: renormalised per "
+            "slot (the estimate is per exposure the table shows)."
+        )
+    if sup.left_out:
+        line += (
+            f" {sup.left_out:,} logged exposures at slots where the table shows nothing are "
+            "left out."
+        )
+    return line
+
+
 def format_markdown(run: ReplayRun) -> str:
     """``replay.md``: per scenario and metric, every estimator's estimate, truth and lift."""
     st = run.settings
@@ -69,6 +101,8 @@ def format_markdown(run: ReplayRun) -> str:
                 continue
             lines += ["", f"## {name} — {metric}", ""]
             lines += _metric_lines(run, block, pct)
+            if sc.support is not None and block is sc.ctr:
+                lines.append(support_line(sc.support))
     return "\n".join(lines) + "\n"
 
 

@@ -4,6 +4,8 @@
 per metric (CTR, watch time) -> :class:`EstimatorResult` per estimator, with the paired
 :class:`Lifts` over a baseline, the exact truth (synthetic logs), the logging policy's value
 and the warnings; beside them the running estimates of each logged day (:class:`DayEstimate`).
+A policy given as a table (:mod:`abtest.offline.policy_table`) adds a :class:`Support` block
+per scenario: how much of its mass lies on items the logs never showed.
 
 :func:`to_json` writes the ``replay.json`` object (key order: the fields', with a scenario's
 CTR block flattened into the scenario) and :func:`from_json` reads it back. Values are stored
@@ -95,6 +97,30 @@ class MetricResult:
 
 
 @dataclass(frozen=True)
+class PositionSupport:
+    """A table policy's support at one logged position (means over its evaluated exposures)."""
+
+    position: int
+    exposures: int  # evaluated exposures at this position where the table shows an item
+    mass: float  # the sum of the table's probabilities at those slots, before renormalising
+    uncovered: float  # the share of its (renormalised) mass on items never logged there
+
+
+@dataclass(frozen=True)
+class Support:
+    """A table policy's support in one scenario: its mass on items the evaluated logs never
+    showed at that position (with a propensity or in the uniform slice). IPS counts that mass
+    as reward 0, SNIPS and replay estimate the covered part only, DR fills it in from its
+    reward model."""
+
+    exposures: int  # evaluated exposures where the table shows an item
+    left_out: int  # evaluated exposures where it shows nothing: left out of every estimate
+    mass: float  # mean sum of the table's probabilities per slot, before renormalising
+    uncovered: float  # mean share of its mass on never-logged items
+    positions: tuple[PositionSupport, ...]
+
+
+@dataclass(frozen=True)
 class ScenarioResult:
     """One scenario: its CTR and watch-time results and the exposures they rest on."""
 
@@ -102,6 +128,7 @@ class ScenarioResult:
     exposures: int
     uniform_exposures: int
     watch_time: MetricResult | None  # None when the log has no watch time
+    support: Support | None = None  # a table policy's support (None for a model)
 
 
 @dataclass(frozen=True)
@@ -174,6 +201,9 @@ def _scenario_json(s: ScenarioResult) -> dict:
     if s.ctr.baseline_estimates is not None:
         d["baseline_estimates"] = _metric_json(s.ctr.baseline_estimates)
     d["watch_time"] = _metric_json(s.watch_time) if s.watch_time is not None else None
+    if s.support is not None:
+        sup = s.support
+        d["support"] = asdict(sup) | {"positions": [asdict(p) for p in sup.positions]}
     return d
 
 
@@ -228,7 +258,13 @@ def _scenario_from(d: dict, estimators: tuple[str, ...]) -> ScenarioResult:
         exposures=d["exposures"],
         uniform_exposures=d["uniform_exposures"],
         watch_time=_metric_from(watch, estimators) if watch is not None else None,
+        support=_support_from(d["support"]) if "support" in d else None,
     )
+
+
+def _support_from(d: dict) -> Support:
+    positions = tuple(PositionSupport(**p) for p in d["positions"])
+    return Support(**d | {"positions": positions})
 
 
 def _day_from(d: dict) -> DayEstimate:

@@ -1,6 +1,7 @@
 """Offline replay of logged sessions: off-policy estimates of a model's CTR and watch time.
 
-:func:`run_offline` evaluates a recall model (and a baseline, with their paired lift) on
+:func:`run_offline` evaluates a recall model — or a policy given as a table of action
+probabilities (:mod:`.policy_table`) — (and a baseline model, with their paired lift) on
 logged traffic and returns a :class:`~abtest.offline.results.ReplayRun`; with an output
 folder it writes ``replay.json``, ``replay.md`` and ``replay_days.png`` there. The pieces:
 the logs and their evaluation window (:mod:`.logged`), the model's eps-uniform slate policy
@@ -28,11 +29,14 @@ import polars as pl
 from abtest.offline.estimators import ESTIMATORS, Estimator, Inputs, estimators_named
 from abtest.offline.evaluation import (
     DAY_SECONDS,
+    OVERLAP_MODEL,
+    OVERLAP_TABLE,
     evaluate_metric,
     mean_or_none,
     running_estimates,
 )
 from abtest.offline.logged import Logged, Slots, load_logged, scenario_slots
+from abtest.offline.policy_table import TablePolicy, TableTarget, check_covered
 from abtest.offline.render import write_outputs
 from abtest.offline.results import (
     DayEstimate,
@@ -45,7 +49,7 @@ from abtest.offline.results import (
 from abtest.offline.reward import RewardModel, user_folds
 from abtest.offline.scorers import Scorer, build_scorer
 from abtest.offline.targets import TARGET_EPSILON, Target, target_on
-from abtest.offline.truth import ScenarioTruth
+from abtest.offline.truth import ScenarioTruth, logging_truth
 from core.config import Config
 from core.errors import UserError
 from simulator.logs import UNIFORM, logical_seconds
@@ -59,7 +63,7 @@ class RunSetup:
 
     logged: Logged
     world: object | None  # simulator.synthetic.SyntheticWorld on synthetic logs
-    policy: Scorer
+    policy: Scorer | TablePolicy
     baseline: Scorer | None
     estimators: tuple[Estimator, ...]
     epsilon: float
@@ -69,7 +73,7 @@ class RunSetup:
 
 def prepare(
     config: Config | None,
-    policy_name: str,
+    policy_name: str | None,
     baseline_name: str | None,
     logs_dir: str | Path,
     estimators: Sequence[str],
@@ -80,8 +84,12 @@ def prepare(
     eval_start: dt.datetime | None,
     seed: int | None,
     progress: bool,
+    policy_table: str | Path | pl.DataFrame | None = None,
 ) -> RunSetup:
-    """Check the arguments, read the logs, rebuild the world and the two models' scorers."""
+    """Check the arguments, read the logs, rebuild the world, read the policy table (if the
+    policy is one) and build the models' scorers."""
+    if (policy_name is None) == (policy_table is None):
+        raise UserError("give the policy to evaluate: a model or a policy table (not both)")
     chosen = estimators_named(estimators, clip)
     if not 0 < epsilon <= 1:
         raise UserError(f"the target policy's epsilon must be in (0, 1], got {epsilon}")
@@ -97,12 +105,18 @@ def prepare(
         from simulator.synthetic import SyntheticWorld
 
         world = SyntheticWorld(logged.config)
+    table = None
+    if policy_table is not None:  # checked before any model is built (trained)
+        table = TablePolicy.of(policy_table, logged, world.items.n if world else None)
     cache: dict = {}
-    scorers = {policy_name: build_scorer(policy_name, logged, seed, progress, cache)}
-    if baseline_name is not None and baseline_name != policy_name:
-        scorers[baseline_name] = build_scorer(baseline_name, logged, seed, progress, cache)
+    scorers = {}
+    if policy_name is not None:
+        scorers[policy_name] = build_scorer(policy_name, logged, seed, progress, cache, config)
+    if baseline_name is not None and baseline_name not in scorers:
+        scorers[baseline_name] = build_scorer(baseline_name, logged, seed, progress, cache, config)
     baseline = scorers[baseline_name] if baseline_name is not None else None
-    return RunSetup(logged, world, scorers[policy_name], baseline, chosen, epsilon, cluster, seed)
+    policy = table if table is not None else scorers[policy_name]
+    return RunSetup(logged, world, policy, baseline, chosen, epsilon, cluster, seed)
 
 
 def metric_inputs(
@@ -121,13 +135,10 @@ def metric_inputs(
     every = setup.logged.logs.filter(pl.col("scenario") == name)  # all logged time
     qm = RewardModel.fit(every, column, slots.k, setup.seed)
     q_log = qm.predict(fold, pos, items)
-    q_pool = qm.pool_mean(fold, pos, slots.pool)
-    eps = setup.epsilon
 
     def inputs(t: Target) -> Inputs:
-        q_top = qm.predict(fold, pos, np.where(t.top_at >= 0, t.top_at, items))
-        q_tgt = (1 - eps) * q_top + eps * q_pool
-        return Inputs(r, t.pi, mu, t.matched, q_log, q_tgt, clusters, items == t.top_at)
+        q_tgt = t.q_target(qm, fold, pos, items, slots.pool)
+        return Inputs(r, t.pi, mu, t.matched, q_log, q_tgt, clusters, t.own_choice(items))
 
     return tuple(inputs(t) if t is not None else None for t in targets)
 
@@ -143,7 +154,8 @@ def metric_result(
     """The policy's block for `metric` with the logging policy's value and the baseline's."""
     tr_p = truth.policy[metric] if truth is not None else None
     tr_b = truth.baseline[metric] if truth is not None and truth.baseline is not None else None
-    block = evaluate_metric(setup.estimators, pol, base, tr_p, tr_b, has)
+    overlap = OVERLAP_TABLE if isinstance(setup.policy, TablePolicy) else OVERLAP_MODEL
+    block = evaluate_metric(setup.estimators, pol, base, tr_p, tr_b, has, overlap)
     log_truth = mean_or_none(truth.logging[metric][has]) if truth is not None else None
     base_block = None
     if base is not None:
@@ -160,16 +172,21 @@ def evaluate_scenario(
     name = setup.logged.scenarios[slots.scenario]
     uniform = (ex["policy"] == UNIFORM).to_numpy()
     eps, seed = setup.epsilon, setup.seed
-    tp = target_on(setup.policy, slots, eps, seed, uniform)
+    if isinstance(setup.policy, TablePolicy):
+        tp = setup.policy.target_on(slots, seed, uniform, name)
+    else:
+        tp = target_on(setup.policy, slots, eps, seed, uniform)
     tb = target_on(setup.baseline, slots, eps, seed, uniform) if setup.baseline else None
     truth = None
     if setup.world is not None:
-        base_top = tb.top if tb is not None else None
-        truth = ScenarioTruth.exact(setup.world, slots, tp.top, base_top, eps)
+        world = setup.world
+        base = tb.truth(world, slots) if tb is not None else None
+        truth = ScenarioTruth(tp.truth(world, slots), base, logging_truth(world, slots))
+    shown = tp.shown  # a table may show nothing at some logged slots: left out
     blocks: dict[str, MetricResult | None] = {}
     days: tuple[DayEstimate, ...] = ()
     for metric, column in METRICS.items():
-        has = ex[column].is_not_null().to_numpy()
+        has = ex[column].is_not_null().to_numpy() & shown
         if not has.any():
             if metric == "ctr":
                 raise UserError(f"scenario {name}: no rewards logged")
@@ -182,7 +199,10 @@ def evaluate_scenario(
             day = (secs // DAY_SECONDS).astype(np.int64)
             tr_p = truth.policy["ctr"] if truth is not None else None
             days = running_estimates(setup.estimators, pol, has, tr_p, day)
-    scenario = ScenarioResult(blocks["ctr"], ex.height, int(uniform.sum()), blocks["watch_time"])
+    support = tp.support if isinstance(tp, TableTarget) else None
+    scenario = ScenarioResult(
+        blocks["ctr"], ex.height, int(uniform.sum()), blocks["watch_time"], support
+    )
     return scenario, days
 
 
@@ -194,7 +214,11 @@ def _settings(setup: RunSetup, clip: float | None) -> Settings:
         evaluated_from=logged.eval_start,
         estimators=tuple(e.name for e in setup.estimators),
         estimand="expected reward per exposure on the logged requests",
-        target_policy=f"top-K by model score, eps-uniform per position (eps={setup.epsilon})",
+        target_policy=(
+            setup.policy.describe()
+            if isinstance(setup.policy, TablePolicy)
+            else f"top-K by model score, eps-uniform per position (eps={setup.epsilon})"
+        ),
         clusters=setup.cluster,
         clip=clip,
         seed=setup.seed,
@@ -203,7 +227,7 @@ def _settings(setup: RunSetup, clip: float | None) -> Settings:
 
 def run_offline(
     config: Config | None,
-    policy_name: str,
+    policy_name: str | None,
     baseline_name: str | None,
     logs_dir: str | Path,
     estimators: Sequence[str] = tuple(ESTIMATORS),
@@ -215,9 +239,12 @@ def run_offline(
     eval_start: dt.datetime | None = None,
     seed: int | None = None,
     progress: bool = False,
+    policy_table: str | Path | pl.DataFrame | None = None,
 ) -> ReplayRun:
     """Estimate `policy_name` (and `baseline_name`, with their lift) on the logs in `logs_dir`.
 
+    With `policy_table` (a file, or a frame of its columns) instead of `policy_name` (None),
+    the policy evaluated is the table's (:mod:`.policy_table`), on the scenarios it names.
     With `out_dir`, also writes ``replay.json``, ``replay.md`` and ``replay_days.png`` there.
     See the module doc for the method.
     """
@@ -233,14 +260,29 @@ def run_offline(
         eval_start=eval_start,
         seed=seed,
         progress=progress,
+        policy_table=policy_table,
     )
+    table = setup.policy if isinstance(setup.policy, TablePolicy) else None
+    # the slots' pool is the model's (the baseline's for a table: its eps-uniform part)
+    pools = setup.policy.pools if table is None else (setup.baseline or table).pools
     scenarios: dict[str, ScenarioResult] = {}
     daily: dict[str, tuple[DayEstimate, ...]] = {}
     for s, name in enumerate(setup.logged.scenarios):
-        slots = scenario_slots(setup.logged, s, setup.policy.pools[s])
+        if table is not None and name not in table.scenarios:
+            continue
+        slots = scenario_slots(setup.logged, s, pools[s])
         if slots is not None:
             scenarios[name], daily[name] = evaluate_scenario(setup, slots)
-    run = ReplayRun(policy_name, baseline_name, scenarios, _settings(setup, clip), daily)
+    if table is not None:
+        if not scenarios:
+            raise UserError(
+                f"{table.source}: none of the table's scenarios "
+                f"({', '.join(sorted(table.scenarios))}) has logged exposures at or after "
+                f"{setup.logged.eval_start.isoformat()}"
+            )
+        check_covered(table, {n: sc.support for n, sc in scenarios.items()})
+    name = table.name if table is not None else policy_name
+    run = ReplayRun(name, baseline_name, scenarios, _settings(setup, clip), daily)
     if out_dir is not None:
         write_outputs(Path(out_dir), run)
     return run

@@ -10,6 +10,11 @@ this policy's expected reward **per exposure** on the logged requests. Replay (u
 only) matches the logged item against a draw from pi_k (the top-K item, or with probability
 eps a uniform one, keyed by request and position), which is Li et al.'s rejection replay of a
 stochastic policy and unbiased for the same value.
+
+A :class:`Target` carries, besides the per-exposure quantities every estimator reads, what DR
+and the exact truth need of the policy (:meth:`Target.q_target`, :meth:`Target.truth`); a
+policy given as a table of probabilities builds its own kind of target
+(:class:`abtest.offline.policy_table.TableTarget`) with the same fields and methods.
 """
 
 from __future__ import annotations
@@ -19,7 +24,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from abtest.offline.logged import Slots
+from abtest.offline.reward import RewardModel
 from abtest.offline.scorers import Scorer
+from abtest.offline.truth import PerMetric, truth_values
 from core import keyed
 
 TARGET_EPSILON = 0.05
@@ -33,6 +40,28 @@ class Target:
     top_at: np.ndarray  # per exposure: the top-K item at the logged position
     pi: np.ndarray  # per exposure: pi_k(logged item | x)
     matched: np.ndarray  # per exposure: uniform-slice event whose logged item = a draw from pi
+    epsilon: float  # the eps-uniform part of the model's slate policy
+
+    @property
+    def shown(self) -> np.ndarray:
+        """Per exposure: the policy shows an item at that slot (a model always does)."""
+        return np.ones(self.pi.shape, dtype=bool)
+
+    def own_choice(self, items: np.ndarray) -> np.ndarray:
+        """Per exposure: the logged item is the policy's own choice (here: its top-K item)."""
+        return items == self.top_at
+
+    def q_target(
+        self, qm: RewardModel, fold: np.ndarray, pos: np.ndarray, items: np.ndarray, pool
+    ) -> np.ndarray:
+        """DR's sum_a pi_k(a | x) q_hat(a, k) at each exposure's slot (`items`: logged)."""
+        q_top = qm.predict(fold, pos, np.where(self.top_at >= 0, self.top_at, items))
+        q_pool = qm.pool_mean(fold, pos, pool)
+        return (1 - self.epsilon) * q_top + self.epsilon * q_pool
+
+    def truth(self, world, slots: Slots) -> PerMetric:
+        """The exact per-exposure value of the policy (synthetic logs: `world`)."""
+        return truth_values(world, slots, self.top, self.epsilon)
 
 
 def target_on(
@@ -53,4 +82,4 @@ def target_on(
     explore = keyed.uniform(seed, "ope_target_eps", rid, pos) < epsilon
     pick = np.minimum((keyed.uniform(seed, "ope_target_item", rid, pos) * n_pool), n_pool - 1)
     draw = np.where(explore, slots.pool[pick.astype(np.int64)], top_at)
-    return Target(top, top_at, pi, uniform & (draw == item))
+    return Target(top, top_at, pi, uniform & (draw == item), epsilon)
