@@ -22,7 +22,7 @@ from models.ranking_metrics import ranking_metrics, summarise
 from models.recaller import Recaller
 from models.train import user_features, validation_targets
 
-KS = (20, 50, 100)
+KS = (5, 10, 20, 50, 100)  # 5 and 10 for small catalogues (an OBD campaign has 34-80 items)
 METRICS = tuple(f"{m}@{k}" for k in KS for m in ("recall", "hr", "ndcg"))
 
 
@@ -40,7 +40,7 @@ def evaluate(recaller: Recaller, data: Dataset, spec: IndexSpec | None = None) -
         queries = recaller.user_vectors(user_features(data.requests, rows[idx]))
         _, ranked = index.search(queries, max(KS))
         res = summarise(ranking_metrics(ranked, [targets[i] for i in idx], ks=KS))
-        out[name] = res | {"requests": int(idx.size)}
+        out[name] = res | {"requests": int(idx.size), "pool": int(pool.size)}
     return out
 
 
@@ -72,7 +72,8 @@ def aggregate(per_seed: Sequence[dict[str, dict]]) -> dict[str, dict]:
     """Mean and standard error over seeds: {scenario: {metric: mean, metric_se: se}}."""
     out: dict[str, dict] = {}
     for scenario in per_seed[0]:
-        entry: dict[str, float] = {"requests": per_seed[0][scenario]["requests"]}
+        first = per_seed[0][scenario]
+        entry: dict[str, float] = {"requests": first["requests"], "pool": first.get("pool")}
         for m in METRICS:
             vals = np.array([r[scenario][m] for r in per_seed])
             se = float(vals.std(ddof=1) / math.sqrt(vals.size)) if vals.size > 1 else None
@@ -138,9 +139,11 @@ def markdown(result: dict, traffic: dict[str, float], k: int = 50) -> str:
     return "\n".join(lines)
 
 
-def write_offline(out_dir: str | Path, result: dict, traffic: dict[str, float]) -> Path:
+def write_offline(
+    out_dir: str | Path, result: dict, traffic: dict[str, float], k: int = 50
+) -> Path:
     out = fileio.check_writable_dir(out_dir)
     result = {"created": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"), **result}
     fileio.write_json(out / "offline.json", result)
-    fileio.write_text(out / "offline.md", markdown(result, traffic))
+    fileio.write_text(out / "offline.md", markdown(result, traffic, k))
     return out

@@ -84,9 +84,13 @@ class PerScenario(nn.Module):
         sub = dataclasses.replace(cfg, name="mixed")
         self.towers = nn.ModuleList(TwoTower(sub, items) for _ in range(cfg.spec.n_scenarios))
 
+    def _dtype(self) -> torch.dtype:
+        """The parameters' dtype (float64 in a recaller's inference copy)."""
+        return next(self.parameters()).dtype
+
     def user(self, f: dict[str, Tensor], scenario: Tensor | None = None, with_global: bool = False):
         scenario = f["scenario"] if scenario is None else scenario
-        out = torch.zeros(scenario.shape[0], self.cfg.dim)
+        out = torch.zeros(scenario.shape[0], self.cfg.dim, dtype=self._dtype())
         for s in torch.unique(scenario).tolist():
             rows = scenario == s
             out[rows] = self.towers[s].user({k: v[rows] for k, v in f.items()}, scenario[rows])
@@ -98,7 +102,7 @@ class PerScenario(nn.Module):
     def item(self, item_ids: Tensor, scenario: ScenarioArg, with_global: bool = False):
         if isinstance(scenario, int):
             return self.towers[scenario].item(item_ids, scenario)
-        out = torch.zeros(item_ids.shape[0], self.cfg.dim)
+        out = torch.zeros(item_ids.shape[0], self.cfg.dim, dtype=self._dtype())
         for s in torch.unique(scenario).tolist():
             rows = scenario == s
             out[rows] = self.towers[s].item(item_ids[rows], s)

@@ -102,14 +102,16 @@ def validation_targets(data: Dataset, examples: Examples) -> tuple[np.ndarray, l
 
 
 def recall_at(recaller: Recaller, data: Dataset, rows, targets, scenario: int, k: int = 50):
-    """Per-request ranking metrics of `recaller` on `rows` (all in `scenario`), flat search."""
+    """Per-request ranking metrics of `recaller` on `rows` (all in `scenario`), flat search,
+    keyed ``@k`` (over the whole pool when it holds fewer than `k` items)."""
     pool, vecs = recaller.item_vectors(scenario)
     users = recaller.user_vectors(user_features(data.requests, rows))
     scores = users @ vecs.T
     kk = min(k, pool.size)
     top = np.argpartition(-scores, kk - 1, axis=1)[:, :kk]
     top = np.take_along_axis(top, np.argsort(-np.take_along_axis(scores, top, 1), 1), 1)
-    return ranking_metrics(pool[top], targets, ks=(kk,))
+    metrics = ranking_metrics(pool[top], targets, ks=(kk,))
+    return {name.replace(f"@{kk}", f"@{k}"): v for name, v in metrics.items()}
 
 
 class Trainer:

@@ -37,8 +37,10 @@ def extract(wheel: Path, out: Path) -> int:
             names = [n for n in zf.namelist() if n.startswith(PREFIX) and n.endswith(".csv")]
             missing = [e for e in EXPECTED if PREFIX + e not in names]
             if missing:
-                raise SystemExit(f"error: {wheel}: no Open Bandit Dataset sample in it "
-                                 f"(missing {', '.join(missing)})")
+                raise SystemExit(
+                    f"error: {wheel}: no Open Bandit Dataset sample in it "
+                    f"(missing {', '.join(missing)})"
+                )
             stage = Path(tempfile.mkdtemp(prefix=".obd-", dir=out.parent))
             try:
                 for name in names:

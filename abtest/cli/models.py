@@ -76,6 +76,14 @@ def add_parsers(subparsers) -> None:
         default="flat",
         help="faiss index searched for the top 100 (default: exact flat inner product)",
     )
+    ev.add_argument(
+        "--k",
+        type=int,
+        choices=(5, 10, 20, 50, 100),
+        default=50,
+        help="the K of the Recall@K / NDCG@K table in offline.md (default 50; offline.json "
+        "has them all); use a K well below the item pools' size",
+    )
     ev.set_defaults(func=cmd_evaluate)
 
 
@@ -140,8 +148,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
                 index = {"model": name, "scenarios": index_report(ready.recaller, data)}
         models[name] = aggregate(per_seed)
         seconds[name] = float(sum(secs) / len(secs))
-        row = "  ".join(f"{s}={models[name][s]['recall@50']:.4f}" for s in models[name])
-        print(f"{name:<14} recall@50  {row}", file=sys.stderr)
+        row = "  ".join(f"{s}={models[name][s][f'recall@{args.k}']:.4f}" for s in models[name])
+        print(f"{name:<14} recall@{args.k}  {row}", file=sys.stderr)
     result = {
         "index_kind": args.index,
         "config_fingerprint": cfg.fingerprint(),
@@ -153,7 +161,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         "index": index,
     }
     with replacing(out, ("offline.json", "offline.md")) as stage:  # the folder is replaced whole
-        write_offline(stage, result, traffic)
+        write_offline(stage, result, traffic, k=args.k)
     print((out / "offline.md").read_text())
     print(f"wrote {out}/offline.json and offline.md")
     return 0
