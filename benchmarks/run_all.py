@@ -19,6 +19,11 @@ module per section:
 5. ``faiss`` (:mod:`benchmarks.bench_faiss`): recall@50 against flat and queries/s of flat,
    HNSW and IVF at the default pool size and 10x / 100x, and on random-recaller vectors.
 
+6. ``import`` (:mod:`benchmarks.bench_import`): ``python -m abtest import kuairand`` of a
+   generated 10-million-row KuaiRand-format log vs a plain ``polars.scan_csv(...)
+   .sink_parquet(...)`` of the same file, each in a subprocess. Targets: peak RSS < 2 GB;
+   the time and memory ratios to plain polars reported.
+
 Plus ``profile`` (:mod:`benchmarks.bench_profile`): cProfile of a 1-day A/B run with
 RecallPolicy arms, and the engine time with faiss on one OpenMP thread vs its default.
 
@@ -44,6 +49,7 @@ if str(ROOT) not in sys.path:  # run as a script: make `benchmarks` importable
 from benchmarks.bench_batching import bench_batching  # noqa: E402
 from benchmarks.bench_engine_vs_kernel import bench_engine_vs_kernel  # noqa: E402
 from benchmarks.bench_faiss import bench_faiss  # noqa: E402
+from benchmarks.bench_import import bench_import  # noqa: E402
 from benchmarks.bench_profile import bench_profile  # noqa: E402
 from benchmarks.bench_scale import bench_scale, scale_child  # noqa: E402
 from benchmarks.bench_training import bench_training  # noqa: E402
@@ -74,6 +80,7 @@ def run_sections(names: list[str], quick: bool, config, world) -> list[Section]:
             config, world, (1, 10) if quick else (1, 10, 100), 500 if quick else 2000
         ),
         "profile": lambda: bench_profile(config, world),
+        "import": lambda: bench_import(1_000_000 if quick else 10_000_000),
     }
     sections = []
     for name in names or list(plan):

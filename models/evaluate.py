@@ -124,7 +124,8 @@ def markdown(result: dict, traffic: dict[str, float], k: int = 50) -> str:
         lines.append("")
     if result.get("index"):
         lines += [
-            f"## faiss indexes of `{result['index']['model']}` vs flat (recall@{k})",
+            f"## faiss indexes of `{result['index']['model']}` vs flat "
+            f"(recall@{result['index'].get('k', 50)} of the approximate search)",
             "",
             "| scenario | kind | recall vs flat | ms/query | flat ms/query |",
             "|---|---|---|---|---|",

@@ -1,6 +1,14 @@
 """Converters from public interaction logs (KuaiRand, Open Bandit Dataset) to our log schema.
 
-Each returns ``(logs, users, items)``; ``logs`` has passed :func:`simulator.logs.validate_logs`.
+The eager converters (:func:`kuairand_to_logs`, :func:`read_kuairand_dir`, :func:`obd_to_logs`)
+return ``(logs, users, items)`` with the source's own ids; ``logs`` has passed
+:func:`simulator.logs.validate_logs`. They share their readers and rules with the lazy,
+memory-flat importer :mod:`simulator.log_import` (``python -m abtest import``):
+:func:`scan_csv_columns` (a CSV's needed columns, read lazily with explicit dtypes),
+:func:`collect_checked` / :func:`sink_checked` (a parse failure becomes a
+:class:`~core.errors.UserError` naming the file, the column and the first bad rows),
+:func:`gap_sessions` (sessions by inactivity gap) and :func:`obd_timestamp` /
+:func:`user_hash` (the Open Bandit Dataset's time format and user ids).
 """
 
 from __future__ import annotations
@@ -9,6 +17,7 @@ import hashlib
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 import polars as pl
 
 from core.errors import UserError
@@ -45,6 +54,92 @@ def _first_line(exc: Exception) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
+def csv_header(path: Path, what: str) -> list[str]:
+    """The column names of a CSV; a missing or unreadable file is a UserError naming it."""
+    if not path.is_file():
+        raise UserError(f"{what} file not found: {path}")
+    try:
+        return pl.read_csv(path, n_rows=0).columns
+    except Exception as exc:  # polars raises several types for an unreadable file
+        raise UserError(f"cannot read {path} as a {what} CSV: {_first_line(exc)}") from None
+
+
+def scan_csv_columns(
+    path: Path,
+    columns: dict[str, pl.DataType],
+    what: str,
+    optional: dict[str, pl.DataType] | None = None,
+) -> tuple[pl.LazyFrame, dict[str, pl.DataType]]:
+    """`columns` (and those of `optional` present) of a CSV as a lazy frame with those dtypes,
+    and the dtypes read; only these columns are parsed.
+
+    A missing file or column is a UserError naming the file; an unparsable value surfaces
+    when the frame is collected: use :func:`collect_checked` or :func:`sink_checked`.
+    """
+    header = csv_header(path, what)
+    missing = [c for c in columns if c not in header]
+    if missing:
+        raise UserError(f"{path}: not a {what} CSV, missing column(s) {', '.join(missing)}")
+    wanted = columns | {c: t for c, t in (optional or {}).items() if c in header}
+    lf = pl.scan_csv(path, infer_schema=False, schema_overrides=wanted).select(list(wanted))
+    return lf, wanted
+
+
+def first_rows(values: pl.DataFrame, total: int, limit: int = 5) -> str:
+    """``first offending rows: 3 ('x'), 8 (-1) and 12 more`` (the format of
+    :func:`simulator.logs.validate_logs`) from a frame of (row, value) pairs."""
+    shown = ", ".join(f"{row} ({value!r})" for row, value in values.head(limit).iter_rows())
+    more = f" and {total - limit} more" if total > limit else ""
+    return f"first offending rows: {shown}{more}"
+
+
+def _parse_problem(path: Path, wanted: dict[str, pl.DataType]) -> str | None:
+    """Which column of `path` holds a value that does not parse as its dtype, with the first
+    such rows (0-based data rows); None if every value parses."""
+    raw = pl.scan_csv(path, infer_schema=False).select(list(wanted)).with_row_index("row")
+    for column, dtype in wanted.items():
+        if dtype == pl.String():
+            continue
+        bad = pl.col(column).is_not_null() & pl.col(column).cast(dtype, strict=False).is_null()
+        found = raw.filter(bad).select("row", column)
+        total = found.select(pl.len()).collect().item()
+        if total:
+            kind = "an integer" if dtype.is_integer() else "a number"
+            return (
+                f"cannot parse {path}: column {column!r} must be {kind}; "
+                f"{first_rows(found.head(5).collect(), total)}"
+            )
+    return None
+
+
+def collect_checked(
+    lf: pl.LazyFrame, path: Path, wanted: dict[str, pl.DataType], what: str
+) -> pl.DataFrame:
+    """Collect a frame of :func:`scan_csv_columns`; a parse failure is a UserError naming the
+    file, the column and the first bad rows."""
+    try:
+        return lf.collect(engine="streaming")
+    except pl.exceptions.PolarsError as exc:
+        raise UserError(
+            _parse_problem(path, wanted)
+            or f"cannot parse {path} as a {what} CSV: {_first_line(exc)}"
+        ) from None
+
+
+def sink_checked(
+    lf: pl.LazyFrame, dest: Path, path: Path, wanted: dict[str, pl.DataType], what: str
+) -> None:
+    """Stream a frame of :func:`scan_csv_columns` (perhaps transformed) into parquet `dest`;
+    a parse failure is a UserError as in :func:`collect_checked`."""
+    try:
+        lf.sink_parquet(dest)
+    except pl.exceptions.PolarsError as exc:
+        raise UserError(
+            _parse_problem(path, wanted)
+            or f"cannot parse {path} as a {what} CSV: {_first_line(exc)}"
+        ) from None
+
+
 def _read_csv(
     path: Path,
     columns: dict[str, pl.DataType],
@@ -55,20 +150,39 @@ def _read_csv(
 
     A missing file or column, or an unparsable value, is a UserError naming the file.
     """
-    if not path.is_file():
-        raise UserError(f"{what} file not found: {path}")
-    try:
-        header = pl.read_csv(path, n_rows=0).columns
-    except Exception as exc:  # polars raises several types for an unreadable file
-        raise UserError(f"cannot read {path} as a {what} CSV: {_first_line(exc)}") from None
-    missing = [c for c in columns if c not in header]
-    if missing:
-        raise UserError(f"{path}: not a {what} CSV, missing column(s) {', '.join(missing)}")
-    wanted = columns | {c: t for c, t in (optional or {}).items() if c in header}
-    try:
-        return pl.read_csv(path, columns=list(wanted), schema_overrides=wanted)
-    except Exception as exc:
-        raise UserError(f"cannot parse {path} as a {what} CSV: {_first_line(exc)}") from None
+    lf, wanted = scan_csv_columns(path, columns, what, optional)
+    return collect_checked(lf, path, wanted, what)
+
+
+def gap_sessions(group: np.ndarray, time: np.ndarray, gap: float) -> np.ndarray:
+    """Session numbers of rows in request order (`time` non-decreasing along the rows).
+
+    A session is a run of one `group`'s rows (a user in one scenario) with no gap over `gap`
+    between consecutive ones; sessions are numbered 0, 1, ... in the order of their first row.
+    Memory: a few arrays of the rows' length (no frame is sorted).
+    """
+    n = len(group)
+    if n == 0:
+        return np.zeros(0, dtype=np.int64)
+    # by group, request order within one (a stable sort; polars' is several times numpy's)
+    keys = pl.DataFrame({"g": group})
+    order = keys.select(pl.arg_sort_by("g", maintain_order=True)).to_series().to_numpy()
+    del keys
+    g = group[order]
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(g[1:], g[:-1], out=new[1:])
+    del g
+    t = time[order]
+    new[1:] |= np.diff(t) > gap
+    del t
+    local = np.cumsum(new) - 1  # session index in group order
+    starts = order[new]  # the row of each session's first request
+    number = np.empty(len(starts), dtype=np.int64)
+    number[np.argsort(starts)] = np.arange(len(starts), dtype=np.int64)  # starts are distinct
+    out = np.empty(n, dtype=np.int64)
+    out[order] = number[local]
+    return out
 
 
 def kuairand_to_logs(
@@ -140,18 +254,9 @@ def _read_kuairand_csv(path: Path) -> pl.DataFrame:
 def _kuairand_sessions(raw: pl.DataFrame, gap_ms: float) -> pl.DataFrame:
     """request_id -> session_id: a session is a run of one user's requests in one tab with
     no gap over `gap_ms`; sessions are numbered in the order they start."""
-    return (
-        raw.select("request_id", "user_id", "tab", "time_ms")
-        .sort("user_id", "tab", "time_ms", "request_id")
-        .with_columns(
-            new=(pl.col("time_ms").diff().over("user_id", "tab") > gap_ms).fill_null(True)
-        )
-        .with_columns(session=pl.col("new").cum_sum())
-        .select(
-            "request_id",
-            session_id=pl.col("request_id").min().over("session").rank("dense").cast(pl.Int64) - 1,
-        )
-    )
+    key = raw.select(pl.struct("user_id", "tab").rank("dense")).to_series().to_numpy()
+    session = gap_sessions(key, raw["time_ms"].to_numpy(), gap_ms)
+    return pl.DataFrame({"request_id": raw["request_id"], "session_id": session})
 
 
 def _kuairand_items(raw: pl.DataFrame) -> pl.DataFrame:
@@ -180,25 +285,39 @@ def read_kuairand_dir(
     return kuairand_to_logs(paths, pool_size=pool_size, session_gap_minutes=session_gap_minutes)
 
 
-def _user_hash(features: Sequence[str]) -> int:
+def user_hash(features: Sequence[str | None]) -> int:
     """A stable non-negative 63-bit id: blake2b-64 of the features joined by U+001F.
 
     Missing features count as empty strings. Unlike ``pl.Expr.hash`` this does not change
     between polars versions, so ids from two conversions can be joined.
     """
-    digest = hashlib.blake2b("\x1f".join(features).encode("utf-8"), digest_size=8).digest()
+    text = "\x1f".join("" if f is None else f for f in features)
+    digest = hashlib.blake2b(text.encode("utf-8"), digest_size=8).digest()
     return int.from_bytes(digest, "big") & (2**63 - 1)
 
 
+_user_hash = user_hash  # the name earlier callers use
+
+
+def obd_timestamp(column: str = "timestamp") -> pl.Expr:
+    """An OBD timestamp column (text, with or without an offset, microseconds optional) as
+    Datetime(us, UTC); null where it does not parse."""
+    text = pl.col(column)
+    aware = text.str.to_datetime(OBD_TIME_FORMATS[0], time_unit="us", strict=False)
+    naive = text.str.to_datetime(OBD_TIME_FORMATS[1], time_unit="us", strict=False)
+    return aware.dt.convert_time_zone("UTC").fill_null(naive.dt.replace_time_zone("UTC"))
+
+
+OBD_TIME_EXAMPLE = "'2019-11-24 00:00:17.604458+00:00'"
+
+
 def _obd_timestamps(ts: pl.Series, path: Path) -> pl.Series:
-    parsed = [ts.str.to_datetime(fmt, time_unit="us", strict=False) for fmt in OBD_TIME_FORMATS]
-    out = parsed[0].dt.convert_time_zone("UTC")
-    out = out.fill_null(parsed[1].dt.replace_time_zone("UTC"))
+    out = ts.to_frame("timestamp").select(obd_timestamp()).to_series()
     bad = out.is_null()
     if bad.any():
         raise UserError(
             f"{path}: cannot parse column 'timestamp' (expected e.g. "
-            f"'2019-11-24 00:00:17.604458+00:00'); first bad value {ts.filter(bad)[0]!r}"
+            f"{OBD_TIME_EXAMPLE}); first bad value {ts.filter(bad)[0]!r}"
         )
     return out
 
@@ -251,7 +370,7 @@ def obd_to_logs(
 
     keys = raw.select(OBD_USER_FEATURES).unique(maintain_order=True)
     keys = keys.with_columns(
-        user_id=pl.Series([_user_hash(row) for row in keys.iter_rows()], dtype=pl.Int64)
+        user_id=pl.Series([user_hash(row) for row in keys.iter_rows()], dtype=pl.Int64)
     )
     raw = raw.join(keys, on=list(OBD_USER_FEATURES), how="left", maintain_order="left")
 

@@ -20,8 +20,9 @@ policy          String                 which policy served; ``uniform`` marks th
 ==============  =====================  ================================================
 
 Side tables: ``users`` (user_id + integer profile columns) and ``items`` (item_id,
-category, content_type, duration). :func:`validate_logs` checks every rule and names the
-column and the first offending rows in its error.
+category, content_type, duration); an imported folder's also carry ``source_id`` and its
+items may lack features (:func:`validate_side_table`). :func:`validate_logs` checks every
+rule and names the column and the first offending rows in its error.
 """
 
 from __future__ import annotations
@@ -179,28 +180,31 @@ def _side_kind_ok(kind: pl.DataType, want: str) -> bool:
     return kind.is_numeric()
 
 
+SOURCE_ID = "source_id"  # an imported table's id in its source (text)
+
+
 def validate_side_table(
-    df: pl.DataFrame, table: str, source: str | None = None, *, imported: bool | None = None
+    df: pl.DataFrame, table: str, source: str | None = None, *, full: bool | None = None
 ) -> pl.DataFrame:
     """Check a ``users`` or ``items`` side table; raise :class:`LogError` naming the column.
 
     ``users``: an integer ``user_id`` and integer profile codes >= 0; ``items``: ``item_id``,
     ``category`` (integers >= 0), ``content_type`` (text) and ``duration`` (seconds, finite,
-    >= 0). No nulls, ids unique. Extra item columns are ignored. An imported folder's tables
-    (`imported`; by default: those with a ``source_id`` column) also hold ``source_id``
-    (text, the source's id) and their items only the features the source has.
+    >= 0). No nulls, ids unique. Extra item columns are ignored.
+
+    Either table may carry ``source_id`` (text, unique: the id in the source an imported
+    folder was made from). `full`: whether items need every feature column; by default a
+    table with ``source_id`` (imported: a feature the source lacks is absent) may hold any
+    subset of them, one without it (generated from a world) all of them.
     """
     source = source or table
     key = "user_id" if table == "users" else "item_id"
-    if imported is None:
-        imported = SOURCE_ID in df.columns
     if table == "users":
-        want = {c: "integer" for c in df.columns} | {key: "integer"}
-    elif imported:
-        want = {key: "integer"} | {c: k for c, k in ITEM_COLUMNS.items() if c in df.columns}
+        want = {c: "integer" for c in df.columns if c != SOURCE_ID} | {key: "integer"}
     else:
-        want = dict(ITEM_COLUMNS)
-    if imported:
+        full = SOURCE_ID not in df.columns if full is None else full
+        want = {c: k for c, k in ITEM_COLUMNS.items() if full or c == key or c in df.columns}
+    if SOURCE_ID in df.columns:
         want[SOURCE_ID] = "text"
     missing = [c for c in want if c not in df.columns]
     if missing:
@@ -221,9 +225,10 @@ def validate_side_table(
             bad = df[col] < 0
             if bad.any():
                 raise LogError(f"{source}: column {col!r} must be >= 0; {_rows(df, bad, col)}")
-    dup = df[key].is_duplicated()
-    if dup.any():
-        raise LogError(f"{source}: column {key!r} is not unique; {_rows(df, dup, key)}")
+    for col in (key, SOURCE_ID) if SOURCE_ID in want else (key,):
+        dup = df[col].is_duplicated()
+        if dup.any():
+            raise LogError(f"{source}: column {col!r} is not unique; {_rows(df, dup, col)}")
     return df
 
 

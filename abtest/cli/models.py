@@ -145,7 +145,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             per_seed.append(evaluate(ready.recaller, data, IndexSpec(args.index)))
             secs.append(ready.train_seconds)
             if index is None and name not in FLOORS and seed == seeds[0]:
-                index = {"model": name, "scenarios": index_report(ready.recaller, data)}
+                index = {"model": name, "k": 50, "scenarios": index_report(ready.recaller, data)}
         models[name] = aggregate(per_seed)
         seconds[name] = float(sum(secs) / len(secs))
         row = "  ".join(f"{s}={models[name][s][f'recall@{args.k}']:.4f}" for s in models[name])
