@@ -681,7 +681,7 @@ ROWS = [
     Row("replay-real-logs-learned-model",
         lambda c: ["replay", "--policy", "mixed", "--logs", str(_real_logs(c)), "--config",
                    str(c.cfg), "--out", str(c.out), "--quiet"],
-        r"model 'mixed' needs a synthetic world's features"),
+        r"model 'mixed' needs a log folder's users and items"),
     replay_row("replay-log-item-not-in-items", set_at("item_id", 10_000_000, rows=(0,)),
                r"column 'item_id' has items not in .*items\.parquet"),
     # ------------------------------------------------------------ aa / coverage / power
