@@ -73,3 +73,48 @@ def as_imported(generated, out, *, scenarios=None, item_features=("category",),
         },
     )
     return out
+
+
+KUAIRAND_ZERO_COLUMNS = ("is_like", "is_follow", "is_comment", "is_forward", "is_hate",
+                         "long_view", "profile_stay_time", "comment_stay_time",
+                         "is_profile_enter")  # fmt: skip
+
+
+def write_kuairand(generated, out):
+    """Write the generated log folder `generated` as a KuaiRand folder `out`: every exposure
+    one interaction row (``log_standard_synth.csv``; the uniform slice in
+    ``log_random_synth.csv`` with ``is_rand`` 1), scenario s as tab s, user profiles in
+    ``user_features_synth.csv`` and items in ``video_features_basic_synth.csv`` (category as
+    the tag, content type as the video type). A KuaiRand-format log with a known truth."""
+    from pathlib import Path
+
+    generated, out = Path(generated), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    logs = pl.read_parquet(generated / "logs.parquet")
+    items = pl.read_parquet(generated / "items.parquet")
+    names = sorted(logs["scenario"].unique().to_list())
+    ms = pl.col("timestamp").dt.epoch("ms")
+    rows = logs.join(items.select("item_id", "duration"), on="item_id").select(
+        user_id="user_id",
+        video_id="item_id",
+        date=pl.col("timestamp").dt.strftime("%Y%m%d").cast(pl.Int64),
+        hourmin=pl.col("timestamp").dt.strftime("%H%M").cast(pl.Int64),
+        time_ms=ms,
+        is_click=pl.col("click").cast(pl.Int64),
+        **{c: pl.lit(0) for c in KUAIRAND_ZERO_COLUMNS[:6]},
+        play_time_ms=(pl.col("watch_time").fill_null(0) * 1000).round().cast(pl.Int64),
+        duration_ms=(pl.col("duration") * 1000).round().cast(pl.Int64),
+        **{c: pl.lit(0) for c in KUAIRAND_ZERO_COLUMNS[6:]},
+        is_rand=(pl.col("policy") == "uniform").cast(pl.Int64),
+        tab=pl.col("scenario").replace_strict({n: i for i, n in enumerate(names)}).cast(pl.Int64),
+    )
+    rows.filter(pl.col("is_rand") == 0).write_csv(out / "log_standard_synth.csv")
+    rows.filter(pl.col("is_rand") == 1).write_csv(out / "log_random_synth.csv")
+    pl.read_parquet(generated / "users.parquet").write_csv(out / "user_features_synth.csv")
+    items.select(
+        video_id="item_id",
+        video_type=pl.col("content_type").str.to_uppercase(),
+        tag=pl.col("category").cast(pl.String),
+        video_duration=(pl.col("duration") * 1000).round().cast(pl.Int64),
+    ).write_csv(out / "video_features_basic_synth.csv")
+    return out, names

@@ -82,10 +82,29 @@ def test_the_interval_is_withheld_on_too_little_evidence():
     few = ope.OPEResult(0.1, 0.0, 0.2, 0.05, 12, 12.0, 1.0, 0)
     many = ope.OPEResult(0.1, 0.0, 0.2, 0.05, 40, 40.0, 1.0, 0)
     assert Replay().withheld(few, X, MASK) == "12 matched events"
-    assert Replay().withheld(many, X, MASK) is None
+    rewarded = replace(X, r=np.ones(N))  # every event rewarded: enough of them
+    assert Replay().withheld(many, rewarded, MASK) is None
     mean_w = float(np.mean(X.pi[MASK] / X.mu[MASK]))
     assert 0.5 <= mean_w <= 2.0
     assert IPS().withheld(few, X, MASK) == f"effective sample size 12, mean weight {mean_w:.2f}"
-    assert IPS().withheld(many, X, MASK) is None
+    assert IPS().withheld(many, rewarded, MASK) is None
     far = replace(X, pi=X.pi * 3)  # mean weight above 2: mass off the logs
     assert "mean weight" in SNIPS().withheld(many, far, MASK)
+
+
+def test_the_interval_is_withheld_without_any_rewarded_event():
+    """No rewarded event: every term is 0 and the normal CI would be [0, 0]."""
+    many = ope.OPEResult(0.0, 0.0, 0.0, 0.0, 400, 400.0, 1.0, 0)
+    n = 400
+    base = Inputs(
+        r=np.zeros(n), pi=np.full(n, 0.1), mu=np.full(n, 0.1), matched=np.ones(n, bool),
+        q_logged=np.zeros(n), q_target=np.zeros(n), clusters=np.arange(n),
+        top_shown=np.zeros(n, bool),
+    )  # fmt: skip
+    every = np.ones(n, dtype=bool)
+    for est in (Replay(), IPS(), SNIPS(), DoublyRobust()):
+        assert est.withheld(many, base, every) == "no rewarded event"
+    one = base.r.copy()
+    one[7] = 1.0
+    for est in (Replay(), IPS(), SNIPS(), DoublyRobust()):
+        assert est.withheld(many, replace(base, r=one), every) is None
