@@ -15,7 +15,7 @@ from tests.helpers import write_kuairand
 def test_a_synthetic_world_round_trips_through_kuairand_format(tmp_path_factory, capsys):
     tree = tiny_tree()
     tree["periods"].update({"pre_days": 2, "experiment_days": 1})
-    _, generated, world, logs = logged_world(tmp_path_factory, tree)
+    _, generated, _, logs = logged_world(tmp_path_factory, tree)
     src, names = write_kuairand(generated, tmp_path_factory.mktemp("kuairand"))
     out = tmp_path_factory.mktemp("imported") / "logs"
     assert main(["import", "kuairand", str(src), "--out", str(out), "--quiet"]) == 0
