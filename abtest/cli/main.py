@@ -13,13 +13,33 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from abtest.cli import generate, importing, models, replay, run, studies, zoo_studies
+from abtest.cli import (
+    calibrate,
+    fidelity,
+    generate,
+    importing,
+    models,
+    replay,
+    run,
+    studies,
+    zoo_studies,
+)
 from abtest.cli.boundary import guarded
 from abtest.cli.parents import Parser
 from core.staging import sigterm_raises
 
 # In the order `--help` lists them.
-COMMAND_MODULES = (generate, importing, models, run, replay, studies, zoo_studies)
+COMMAND_MODULES = (
+    generate,
+    importing,
+    models,
+    run,
+    replay,
+    studies,
+    zoo_studies,
+    calibrate,
+    fidelity,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -10,6 +10,10 @@ from abtest.cli import argtypes
 from core.config import Config, load_config
 
 DEFAULT_CONFIG = "scenarios.yaml"
+WORLD_HELP = (
+    "simulate on the world fitted from the config's logs in folder W (`calibrate`) instead of "
+    "the synthetic world; the twin's true lift is then model-based"
+)
 
 
 class Parser(argparse.ArgumentParser):

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from abtest.cli import argtypes
 from abtest.cli.parents import (
+    WORLD_HELP,
     config_parent,
     epochs_parent,
     out_parent,
@@ -95,6 +96,7 @@ def _add_run(subparsers) -> None:
         help="simulate as N Ray tasks, one per user-hash shard (needs the `ray` extra; joins "
         "the cluster in RAY_ADDRESS if set, else starts a local Ray); same results as 1",
     )
+    run.add_argument("--world", metavar="W", help=WORLD_HELP)
     run.set_defaults(func=cmd_run, argv=None)
 
 
@@ -121,6 +123,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         replay=Path(args.replay) if args.replay else None,
         fixed_sessions=args.fixed_sessions,
         workers=args.workers,
+        world=Path(args.world) if args.world else None,
         epochs=args.epochs,
         progress=not args.quiet,
         command="python -m abtest " + " ".join(sys.argv[1:] if args.argv is None else args.argv),

@@ -8,7 +8,13 @@ import sys
 from pathlib import Path
 
 from abtest.cli import argtypes
-from abtest.cli.parents import config_parent, out_parent, quiet_parent, seed_parent
+from abtest.cli.parents import (
+    WORLD_HELP,
+    config_parent,
+    out_parent,
+    quiet_parent,
+    seed_parent,
+)
 from core.config import load_config
 
 
@@ -72,6 +78,7 @@ def _study_parents() -> list[argparse.ArgumentParser]:
 def _study_args(p: argparse.ArgumentParser, runs: bool = True) -> None:
     p.add_argument("--days", type=argtypes.DAYS, help="experiment days (default: the config's)")
     p.add_argument("--no-cuped", action="store_true", help="no CUPED variance reduction")
+    p.add_argument("--world", metavar="W", help=WORLD_HELP)
     if runs:
         p.add_argument("--runs", type=argtypes.RUNS, default=200, help="re-randomisations (200)")
 
@@ -88,7 +95,8 @@ def _study_setup(args: argparse.Namespace, control: str, treatment: str):
     seed = cfg.seed if args.seed is None else args.seed
     # the A/B sums, the twin's, their total and one re-randomised copy at a time
     check_experiment_size(cfg, days, copies=4)
-    prep = prepare(cfg, [control, treatment], not args.quiet)
+    world = Path(args.world) if args.world else None
+    prep = prepare(cfg, [control, treatment], not args.quiet, world=world)
     print(f"[3/4] simulating {days} days, every user under both arms", file=sys.stderr)
     data = simulate_twin(
         cfg, prep, control, treatment, days=days, seed=seed, progress=not args.quiet

@@ -143,6 +143,7 @@ class RunInfo:
     checkpoints: dict[str, Checkpoint] | None = None  # model name -> checkpoint
     traffic_source: str | None = None
     total_seconds: float | None = None
+    world: str | None = None  # which world was simulated (synthetic, or fitted: model-based)
 
 
 @dataclass(frozen=True)

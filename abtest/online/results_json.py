@@ -134,6 +134,7 @@ def _run_json(r: RunInfo) -> dict:
         else {n: {"path": c.path, "sha256": c.sha256} for n, c in r.checkpoints.items()},
         "traffic_source": r.traffic_source,
         "total_seconds": r.total_seconds,
+        "world": r.world,
     }
     return {k: v for k, v in out.items() if v is not None}
 
@@ -343,6 +344,7 @@ def _run_of(x: Mapping) -> RunInfo | None:
         },
         traffic_source=_text(x.get("traffic_source")),
         total_seconds=_number(x.get("total_seconds")),
+        world=_text(x.get("world")),
     )
     return None if run == RunInfo() else run
 

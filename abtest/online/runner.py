@@ -43,6 +43,7 @@ class RunOptions:
     replay: Path | None = None  # a log folder (or parquet file) whose sessions drive arrivals
     fixed_sessions: bool = False
     workers: int = 1  # > 1: Ray tasks, one per user shard (abtest.online.scale)
+    world: Path | None = None  # a fitted world (calibrate) instead of the config's synthetic one
     epochs: int | None = None  # recall fine-tuning epochs (default: TrainConfig's)
     progress: bool = True
     command: str = ""
@@ -56,6 +57,13 @@ def default_out(treatment: str, control: str) -> Path:
 def safe_name(name: str) -> str:
     """A model name as a file-name part (an outside model's may hold ':' or '/')."""
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.rstrip("/")).strip("_.") or "model"
+
+
+def world_label(world: Path | None) -> str:
+    """What a run's report says of the world it simulated."""
+    if world is None:
+        return "synthetic (the config's world: the twin's lift is the ground truth)"
+    return f"fitted from logs: {world} (the twin's lift is model-based, not ground truth)"
 
 
 def _say(msg: str) -> None:
@@ -74,11 +82,16 @@ class Prepared:
 
 
 def prepare(
-    config: Config, names: list[str], progress: bool = True, epochs: int | None = None
+    config: Config,
+    names: list[str],
+    progress: bool = True,
+    epochs: int | None = None,
+    world: Path | None = None,
 ) -> Prepared:
     """Logs generated if missing, models trained if missing (cached), the world built.
     `epochs` overrides the default fine-tuning epochs (another training hash, so another
-    cached checkpoint)."""
+    cached checkpoint). `world`: a fitted world's folder (``calibrate``), fitted from the
+    config's logs, serves instead of the synthetic world (its twin's truth is model-based)."""
     from abtest.pipeline import get_model, load_data, train_config
     from models.zoo import check_model_spec
     from simulator.generation import log_dir_for
@@ -103,15 +116,22 @@ def prepare(
             if ready.checkpoint
             else Checkpoint(None, None)
         )
-    world = SyntheticWorld(config)
+    if world is not None:
+        from abtest.calibration import load_fitted_world
+
+        served, _ = load_fitted_world(world, config, log_dir_for(config))
+    else:
+        served = SyntheticWorld(config)
     logs = read_logs(log_dir_for(config) / "logs.parquet", scenarios=config.scenario_names)
-    return Prepared(world, logs, recallers, checkpoints, data)
+    return Prepared(served, logs, recallers, checkpoints, data)
 
 
 def check_run(config: Config, opts: RunOptions) -> None:
     """Refuse, before any work, options that cannot run together or would not fit in memory."""
     if opts.save_events and opts.workers > 1:
         raise UserError("--save-events is not supported with --workers (run without it)")
+    if opts.world is not None and opts.workers > 1:
+        raise UserError("--world does not run as Ray shards yet (run without --workers)")
     days = opts.days or config.periods.experiment_days
     # the A/B sums, the twin's and their total; each Ray shard returns full-size arrays
     check_experiment_size(config, days, copies=(3 if opts.twin else 1) * opts.workers)
@@ -136,7 +156,9 @@ def run_ab(config: Config, opts: RunOptions) -> ExperimentResults:
     if opts.replay is not None:  # checked before anything slow runs
         path = opts.replay / "logs.parquet" if opts.replay.is_dir() else opts.replay
         replay = read_logs(path, scenarios=config.scenario_names)
-    prep = prepare(config, [opts.control, opts.treatment], opts.progress, opts.epochs)
+    prep = prepare(
+        config, [opts.control, opts.treatment], opts.progress, opts.epochs, world=opts.world
+    )
     policies = tuple(
         build_policy(name, prep.world, prep.recallers[name], config.serving, seed)
         for name in (opts.control, opts.treatment)
@@ -178,6 +200,7 @@ def run_ab(config: Config, opts: RunOptions) -> ExperimentResults:
             else f"replay of {opts.replay}" + (" (fixed sessions)" if opts.fixed_sessions else "")
         ),
         total_seconds=round(time.perf_counter() - t_start, 1),
+        world=world_label(opts.world),
     )
     return dataclasses.replace(results, run=run)
 

@@ -51,10 +51,21 @@ def _summary(r: ExperimentResults) -> list[Block]:
     if r.run and r.run.created:
         facts.append(f"created {r.run.created}")
     out: list[Block] = [("h1", _title(r)), ("p", "; ".join(facts) + ".")]
+    if r.run and r.run.world:
+        out.append(("p", f"World: {r.run.world}."))
+        if _fitted(r):
+            out.append(
+                ("warn", "The true lifts below are the fitted world's own (model-based), not "
+                 "ground truth: they are as right as the fitted response model.")
+            )  # fmt: skip
     out += [("h2", "Sample ratio"), ("p", srm_line(r))]
     if r.srm.flagged is True:
         out.append(("warn", f"Warning: {SRM_WARNING}."))
     return out
+
+
+def _fitted(r: ExperimentResults) -> bool:
+    return bool(r.run and r.run.world and r.run.world.startswith("fitted"))
 
 
 def _headline_cells(population: Population) -> list[str]:
@@ -93,7 +104,8 @@ def _all_metrics(r: ExperimentResults) -> list[Block]:
     level, truth, metrics = layout.level(r), layout.has_truth(r), layout.metric_names(r)
     header = ["scenario", "metric", "control", "treatment", f"lift [{level} CI]", "p", "p_adj"]
     boot = any(p.metric(m).bootstrap_ci is not None for _, p in layout.rows(r) for m in metrics)
-    header += ["significant"] + (["true lift"] if truth else []) + ["MDE", "CUPED"]
+    true_label = "true lift (model-based)" if _fitted(r) else "true lift"
+    header += ["significant"] + ([true_label] if truth else []) + ["MDE", "CUPED"]
     header += ["bootstrap CI (no CUPED)"] if boot else []
     notes = any(p.metric(m).note for _, p in layout.rows(r) for m in metrics)
     header += ["note"] if notes else []

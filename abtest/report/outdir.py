@@ -43,6 +43,8 @@ MARKERS = (
     "offline.json",
     "sass_map.json",
     "ablation.json",
+    "world.json",  # a fitted world (calibrate)
+    "fidelity.json",
 )
 _TEMP_LEFTOVER = re.compile(r"^\..+\.tmp$")  # core.fileio.atomic_path's temporary files
 
