@@ -44,6 +44,7 @@ def test_calibrate_writes_a_verified_world_and_its_diagnostics(fitted):
     )
 
 
+@pytest.mark.slow  # two `run`s on the fitted world; CI runs the slow tests
 def test_run_on_the_fitted_world_is_labelled_model_based(fitted, monkeypatch, capsys):
     root, cfg, world, _ = fitted
     monkeypatch.setenv("ABTEST_CACHE", str(root / "cache"))

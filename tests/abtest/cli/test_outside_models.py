@@ -54,6 +54,7 @@ def _run(cfg, treatment, out):
     return json.loads((out / "results.json").read_text())
 
 
+@pytest.mark.slow  # two tiny `run`s (about 40 s); CI runs the slow tests
 def test_an_exported_embeddings_folder_runs_exactly_as_its_model(world, cache, capsys):
     root, cfg = world
     folder = _export_mixed(cfg, root / "mixed_vectors")
@@ -65,6 +66,7 @@ def test_an_exported_embeddings_folder_runs_exactly_as_its_model(world, cache, c
     assert by_folder["srm"] == by_model["srm"]
 
 
+@pytest.mark.slow
 def test_a_factory_model_runs_and_evaluates(world, cache, capsys):
     root, cfg = world
     res = _run(cfg, FACTORY, root / "run_factory")
