@@ -215,6 +215,7 @@ def _uniform_slates(params: FittedParams, s: int, seed: int) -> np.ndarray:
 TOLERANCE = {"ips": 0.03, "uniform": 0.06}
 
 
+@pytest.mark.slow  # two fits of the misspecified world (about 12 s)
 @pytest.mark.parametrize("correction", ["uniform", "ips"])
 def test_correction_unbiases_a_policy_unlike_the_logging_one(misspecified, correction):
     """The uniformly random policy (the opposite of the logging policy's personalised top

@@ -127,6 +127,7 @@ def _finite(entry: dict, seeds: int) -> bool:
     return len(values) == seeds and all(math.isfinite(v) for v in [*values, entry["mean"]])
 
 
+@pytest.mark.slow  # trains every model on 4 worlds (about 15 s); CI runs the slow tests
 def test_sass_map_end_to_end_on_a_tiny_2x2_grid(
     tmp_path, write_yaml, capsys, monkeypatch, one_thread
 ):
@@ -157,6 +158,7 @@ def test_sass_map_end_to_end_on_a_tiny_2x2_grid(
     assert (out / "sass_map.png").stat().st_size > 10_000
 
 
+@pytest.mark.slow  # trains every variant (about 12 s)
 def test_sass_ablation_end_to_end_on_the_tiny_world(
     tmp_path, write_yaml, capsys, monkeypatch, one_thread
 ):
