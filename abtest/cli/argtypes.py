@@ -162,3 +162,25 @@ def clip_value(text: str) -> float:
     if not (math.isfinite(value) and value > 0):
         raise argparse.ArgumentTypeError(f"invalid clip {value}: must be > 0")
     return value
+
+
+def pre_fraction(text: str) -> float:
+    """A fraction in (0, 1)."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid fraction {text!r}: e.g. 0.5") from None
+    if not 0 < value < 1:  # NaN too
+        raise argparse.ArgumentTypeError(f"invalid fraction {text}: must be in (0, 1)")
+    return value
+
+
+def minutes(text: str) -> float:
+    """A duration in minutes, > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid minutes {text!r}: e.g. 30") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"invalid minutes {text}: must be > 0")
+    return value

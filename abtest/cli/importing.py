@@ -5,9 +5,9 @@ CSV or parquet table) into a log folder that training and replay read like a gen
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 
+from abtest.cli import argtypes
 from abtest.cli.parents import quiet_parent
 from core.errors import UserError
 
@@ -23,28 +23,6 @@ FORMAT_OPTIONS = {
     "items": ("table",),
 }
 SESSION_GAP_MINUTES = 30.0
-
-
-def pre_fraction(text: str) -> float:
-    """A fraction in (0, 1)."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid fraction {text!r}: e.g. 0.5") from None
-    if not 0 < value < 1:  # NaN too
-        raise argparse.ArgumentTypeError(f"invalid fraction {text}: must be in (0, 1)")
-    return value
-
-
-def minutes(text: str) -> float:
-    """A duration in minutes, > 0."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid minutes {text!r}: e.g. 30") from None
-    if not (math.isfinite(value) and value > 0):
-        raise argparse.ArgumentTypeError(f"invalid minutes {text}: must be > 0")
-    return value
 
 
 def add_parsers(subparsers) -> None:
@@ -66,7 +44,7 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--out", metavar="DIR", required=True, help="the log folder to write")
     p.add_argument(
         "--pre-fraction",
-        type=pre_fraction,
+        type=argtypes.pre_fraction,
         default=0.5,
         metavar="F",
         help="the share of the logged time before the pre-period ends (models train on it; "
@@ -74,7 +52,7 @@ def add_parsers(subparsers) -> None:
     )
     p.add_argument(
         "--session-gap",
-        type=minutes,
+        type=argtypes.minutes,
         metavar="MIN",
         help="kuairand, table: a session ends after this many idle minutes (default 30)",
     )
