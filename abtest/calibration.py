@@ -13,13 +13,15 @@ May import core and simulator (the lowest layer of the abtest contract, beside
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import resource
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from core.config import Config
+from core.config import Config, config_from_dict
 from core.errors import UserError
 from simulator.fitted_params import FittedParams
 from simulator.logfolder import SELF, read_manifest, verify_named
@@ -106,3 +108,64 @@ def load_fitted_world(world_dir: str | Path, template: Config, log_dir: str | Pa
             f"not the config's ({', '.join(names)})"
         )
     return FittedWorld(params, template), meta
+
+
+def world_cache_dir(log_dir: str | Path, dim: int, seed: int) -> Path:
+    """Where the world fitted from `log_dir` with these settings is cached."""
+    from simulator.generation import cache_dir
+
+    return cache_dir() / "worlds" / f"{logs_sha256(log_dir)[:16]}-d{dim}-seed{seed}"
+
+
+def folder_kind(log_dir: str | Path) -> str:
+    """``synthetic`` (written by ``generate``) or ``imported`` (written by ``import``)."""
+    log_dir = Path(log_dir)
+    if not (log_dir / "manifest.json").is_file():
+        raise UserError(
+            f"{log_dir} is not a log folder (no manifest.json): write one with `python -m abtest "
+            "generate` or `python -m abtest import kuairand|obd|table SRC --out DIR`"
+        )
+    kind = read_manifest(log_dir).get("kind")
+    if kind not in ("synthetic", "imported"):
+        raise UserError(f"{log_dir / 'manifest.json'}: a log folder of unknown kind {kind!r}")
+    return kind
+
+
+def config_for_logs(log_dir: str | Path, template: Config, world_dir: str | Path | None) -> Config:
+    """The config a run on the log folder `log_dir` simulates under.
+
+    A generated folder: the config in its manifest (with `template`'s seed). An imported
+    folder: the fitted world's sizes, scenarios and traffic (``fitted_config``) over
+    `template`'s serving and experiment settings, with the periods placed on the logs'
+    calendar: the pre-period runs from the first logged day to the last midnight at or
+    before the folder's ``pre_period_end`` (so no log row after ``pre_period_end`` feeds the
+    histories or the CUPED covariates), and the experiment days follow it.
+    """
+    from simulator.fitted_world import fitted_config, load_world
+
+    log_dir = Path(log_dir)
+    manifest = read_manifest(log_dir)
+    if folder_kind(log_dir) == "synthetic":
+        try:
+            cfg = config_from_dict(manifest["config"], str(log_dir / "manifest.json"))
+        except (KeyError, TypeError) as exc:
+            raise UserError(f"{log_dir / 'manifest.json'}: unreadable manifest ({exc})") from None
+        return cfg.with_seed(template.seed)
+    if world_dir is None:
+        raise UserError(f"{log_dir}: an imported log folder needs a fitted world")
+    where = log_dir / "manifest.json"
+    try:
+        start = dt.datetime.fromisoformat(str(manifest["start"]))
+        pre_end = dt.datetime.fromisoformat(str(manifest["pre_period_end"]))
+    except (KeyError, ValueError) as exc:
+        raise UserError(f"{where}: no readable start / pre_period_end ({exc})") from None
+    day0 = start.date()
+    pre_days = (pre_end.date() - day0).days
+    if pre_days < 1:
+        raise UserError(
+            f"{where}: the pre-period ({start.isoformat()} to {pre_end.isoformat()}) holds no "
+            "whole day before the experiment (re-import with a larger --pre-fraction)"
+        )
+    periods = dataclasses.replace(template.periods, start_date=day0.isoformat(), pre_days=pre_days)
+    params, _ = load_world(world_dir, {"logs_sha256": logs_sha256(log_dir)})
+    return fitted_config(params, dataclasses.replace(template, periods=periods))

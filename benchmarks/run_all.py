@@ -24,6 +24,12 @@ module per section:
    .sink_parquet(...)`` of the same file, each in a subprocess. Targets: peak RSS < 2 GB;
    the time and memory ratios to plain polars reported.
 
+7. ``calibrate`` (:mod:`benchmarks.bench_calibrate`): ``python -m abtest calibrate`` at 1x
+   and 4x the logged traffic (same users and days), each in a subprocess. Target: fit time
+   per exposure at 4x / 1x <= 1.25; the peak-RSS growth reported.
+8. ``interleaving`` (:mod:`benchmarks.bench_interleaving`): requests/s of an interleaving
+   day (both arms serve every request) against an A/B day. Target: >= 0.5.
+
 Plus ``profile`` (:mod:`benchmarks.bench_profile`): cProfile of a 1-day A/B run with
 RecallPolicy arms, and the engine time with faiss on one OpenMP thread vs its default.
 
@@ -47,9 +53,11 @@ if str(ROOT) not in sys.path:  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_batching import bench_batching  # noqa: E402
+from benchmarks.bench_calibrate import bench_calibrate  # noqa: E402
 from benchmarks.bench_engine_vs_kernel import bench_engine_vs_kernel  # noqa: E402
 from benchmarks.bench_faiss import bench_faiss  # noqa: E402
 from benchmarks.bench_import import bench_import  # noqa: E402
+from benchmarks.bench_interleaving import bench_interleaving  # noqa: E402
 from benchmarks.bench_profile import bench_profile  # noqa: E402
 from benchmarks.bench_scale import bench_scale, scale_child  # noqa: E402
 from benchmarks.bench_training import bench_training  # noqa: E402
@@ -81,6 +89,8 @@ def run_sections(names: list[str], quick: bool, config, world) -> list[Section]:
         ),
         "profile": lambda: bench_profile(config, world),
         "import": lambda: bench_import(1_000_000 if quick else 10_000_000),
+        "calibrate": lambda: bench_calibrate(quick),
+        "interleaving": lambda: bench_interleaving(config, world),
     }
     sections = []
     for name in names or list(plan):

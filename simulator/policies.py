@@ -60,6 +60,9 @@ class Slates:
     items: np.ndarray  # B x K int64 item ids
     propensity: np.ndarray  # B x K float64, P(item at position) under the policy; NaN if unknown
     component: np.ndarray  # B int8: which part of the policy served (0 = main, 1 = uniform slice)
+    # B x K int8 for interleaved slates: 0 = the control's item, 1 = the treatment's, -1 =
+    # neither (filled); None otherwise
+    team: np.ndarray | None = None
 
 
 class Policy(Protocol):

@@ -47,11 +47,27 @@ def add_parsers(subparsers) -> None:
     p.set_defaults(func=cmd_calibrate)
 
 
+def ensure_fitted_world(logs: Path, *, seed: int, dim: int = 16, quiet: bool = False) -> Path:
+    """The world fitted from `logs` with default settings, from the cache or fitted now
+    (with its diagnostics) into ``.cache/worlds/<logs>-d<dim>-seed<seed>``."""
+    from abtest.calibration import calibrate, world_cache_dir
+    from abtest.report.calibration import write_diagnostics
+    from abtest.report.outdir import replacing
+
+    world = world_cache_dir(logs, dim, seed)
+    if not (world / "world.json").is_file():
+        if not quiet:
+            print(f"fitting a world on the pre-period of {logs} -> {world}", file=sys.stderr)
+        with replacing(world, WORLD_FILES) as stage:
+            done = calibrate(logs, stage, seed=seed, dim=dim)
+            write_diagnostics(stage, done.diagnostics)
+    return world
+
+
 def cmd_calibrate(args: argparse.Namespace) -> int:
-    from abtest.calibration import calibrate, logs_sha256
+    from abtest.calibration import calibrate, world_cache_dir
     from abtest.report.calibration import write_diagnostics
     from abtest.report.outdir import claim, replacing
-    from simulator.generation import cache_dir
 
     cfg = config_from_args(args)
     if args.logs:
@@ -60,8 +76,7 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
         from abtest.pipeline import ensure_logs
 
         logs = ensure_logs(cfg, progress=not args.quiet)
-    default = cache_dir() / "worlds" / f"{logs_sha256(logs)[:16]}-d{args.dim}-seed{cfg.seed}"
-    out = claim(Path(args.out) if args.out else default)
+    out = claim(Path(args.out) if args.out else world_cache_dir(logs, args.dim, cfg.seed))
     if not args.quiet:
         print(f"fitting a world on the pre-period of {logs} ...", file=sys.stderr, flush=True)
     with replacing(out, WORLD_FILES) as stage:

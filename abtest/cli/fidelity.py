@@ -44,13 +44,11 @@ def add_parsers(subparsers) -> None:
 def cmd_fidelity(args: argparse.Namespace) -> int:
     import datetime as dt
 
-    from abtest.calibration import calibrate, logs_sha256
+    from abtest.cli.calibrate import ensure_fitted_world
     from abtest.online.fidelity import run_fidelity
     from abtest.pipeline import ensure_logs
-    from abtest.report.calibration import write_diagnostics
     from abtest.report.fidelity import FILES, markdown, write_fidelity
     from abtest.report.outdir import claim, replacing
-    from simulator.generation import cache_dir
 
     cfg = config_from_args(args)
     out = claim(
@@ -63,13 +61,7 @@ def cmd_fidelity(args: argparse.Namespace) -> int:
     if args.world:
         world = Path(args.world)
     else:
-        world = cache_dir() / "worlds" / f"{logs_sha256(logs)[:16]}-d{args.dim}-seed{cfg.seed}"
-        if not (world / "world.json").is_file():
-            say(f"fitting a world on the pre-period of {logs} -> {world}")
-            with replacing(world, ("params.npz", "world.json", "diagnostics.json",
-                                   "diagnostics.png")) as stage:  # fmt: skip
-                done = calibrate(logs, stage, seed=cfg.seed, dim=args.dim)
-                write_diagnostics(stage, done.diagnostics)
+        world = ensure_fitted_world(logs, seed=cfg.seed, dim=args.dim, quiet=args.quiet)
     seeds = tuple(cfg.seed + i for i in range(args.seeds))
     days = args.days or cfg.periods.experiment_days
     models = tuple(m for m in args.models if m != args.control)

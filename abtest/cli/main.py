@@ -19,6 +19,7 @@ from abtest.cli import (
     generate,
     importing,
     models,
+    plan,
     replay,
     run,
     studies,
@@ -39,6 +40,7 @@ COMMAND_MODULES = (
     zoo_studies,
     calibrate,
     fidelity,
+    plan,
 )
 
 

@@ -97,6 +97,29 @@ def _add_run(subparsers) -> None:
         "the cluster in RAY_ADDRESS if set, else starts a local Ray); same results as 1",
     )
     run.add_argument("--world", metavar="W", help=WORLD_HELP)
+    run.add_argument(
+        "--design",
+        choices=("ab", "interleaving"),
+        default="ab",
+        help="ab: users split between the arms (default); interleaving: every user sees "
+        "the team-draft merge of both arms and each click is credited to the arm of its item "
+        "(writes interleaving.md/json/png: a preference, not a lift)",
+    )
+    run.add_argument(
+        "--variant",
+        choices=("recall", "slate"),
+        default="recall",
+        help="with --design interleaving: merge the two candidate lists before the shared "
+        "ranker (recall, default) or the two final slates (slate)",
+    )
+    run.add_argument(
+        "--logs",
+        metavar="LOGDIR",
+        help="train on and start from the log folder LOGDIR (generated or imported) instead of "
+        "the config's logs; an imported folder is simulated on the world fitted from it "
+        "(--world W, else fitted now and cached in .cache/worlds), whose true lifts are "
+        "model-based; the config then supplies the serving and experiment settings",
+    )
     run.set_defaults(func=cmd_run, argv=None)
 
 
@@ -109,6 +132,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.fixed_sessions and not args.replay:
         raise UserError("--fixed-sessions needs --replay LOGDIR")
+    logs = Path(args.logs) if args.logs else None
+    world = Path(args.world) if args.world else None
+    if logs is not None:
+        cfg, world = _config_for_logs(cfg, logs, world, args)
     out = claim(Path(args.out) if args.out else default_out(args.treatment, args.control))
     opts = RunOptions(
         treatment=args.treatment,
@@ -123,11 +150,16 @@ def cmd_run(args: argparse.Namespace) -> int:
         replay=Path(args.replay) if args.replay else None,
         fixed_sessions=args.fixed_sessions,
         workers=args.workers,
-        world=Path(args.world) if args.world else None,
+        world=world,
+        logs=logs,
         epochs=args.epochs,
         progress=not args.quiet,
         command="python -m abtest " + " ".join(sys.argv[1:] if args.argv is None else args.argv),
     )
+    if args.design == "interleaving":
+        return _run_interleaving(cfg, opts, args.variant, out)
+    if args.variant != "recall":
+        raise UserError("--variant needs --design interleaving")
     check_run(cfg, opts)
     # everything (events.parquet during the simulation, then the report) goes into a staging
     # folder that replaces `out` as a whole at the end
@@ -135,8 +167,46 @@ def cmd_run(args: argparse.Namespace) -> int:
         results = run_ab(cfg, dataclasses.replace(opts, out=stage))
         render_into(results, stage)
     print(format_table(results))
+    for warning in results.run.warnings if results.run else ():
+        print(f"warning: {warning}")
     print(f"\nreport: {out}/report.md (also report.html, results.json, lift.csv, plots)")
     return 0
+
+
+def _run_interleaving(cfg, opts, variant: str, out: Path) -> int:
+    from abtest.online.runner import run_interleaving_job
+    from abtest.report.interleaving import FILES, format_table, write_interleaving
+    from abtest.report.outdir import replacing
+
+    for flag, value in (("--save-events", opts.save_events), ("--bootstrap", opts.bootstrap)):
+        if value:
+            raise UserError(f"{flag} does not apply to --design interleaving")
+    with replacing(out, FILES) as stage:
+        results = run_interleaving_job(cfg, opts, variant)
+        write_interleaving(stage, results)
+    print(format_table(results))
+    for warning in results.run.warnings if results.run else ():
+        print(f"warning: {warning}")
+    print(f"\nreport: {out}/interleaving.md (also interleaving.json, interleaving.png)")
+    return 0
+
+
+def _config_for_logs(cfg, logs: Path, world: Path | None, args: argparse.Namespace):
+    """The run's config and world for `run --logs`: an imported folder runs on its fitted
+    world (the given one, else the cached default fit, fitted now if missing)."""
+    from abtest.calibration import config_for_logs, folder_kind
+    from abtest.cli.calibrate import ensure_fitted_world
+    from simulator.logfolder import verify_named
+
+    if not logs.is_dir():
+        raise UserError(f"log folder not found: {logs}")
+    kind = folder_kind(logs)
+    verify_named(logs)
+    if kind == "imported" and world is None:
+        if args.workers > 1:
+            raise UserError("--logs of an imported folder does not run as Ray shards yet")
+        world = ensure_fitted_world(logs, seed=cfg.seed, quiet=args.quiet)
+    return config_for_logs(logs, cfg, world), world
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -144,6 +144,7 @@ class RunInfo:
     traffic_source: str | None = None
     total_seconds: float | None = None
     world: str | None = None  # which world was simulated (synthetic, or fitted: model-based)
+    warnings: tuple[str, ...] = ()  # what makes the comparison weaker than it looks
 
 
 @dataclass(frozen=True)

@@ -135,6 +135,7 @@ def _run_json(r: RunInfo) -> dict:
         "traffic_source": r.traffic_source,
         "total_seconds": r.total_seconds,
         "world": r.world,
+        "warnings": list(r.warnings) or None,
     }
     return {k: v for k, v in out.items() if v is not None}
 
@@ -345,6 +346,11 @@ def _run_of(x: Mapping) -> RunInfo | None:
         traffic_source=_text(x.get("traffic_source")),
         total_seconds=_number(x.get("total_seconds")),
         world=_text(x.get("world")),
+        warnings=tuple(
+            w
+            for w in (x["warnings"] if isinstance(x.get("warnings"), list) else ())
+            if isinstance(w, str)
+        ),
     )
     return None if run == RunInfo() else run
 

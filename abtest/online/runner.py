@@ -44,6 +44,7 @@ class RunOptions:
     fixed_sessions: bool = False
     workers: int = 1  # > 1: Ray tasks, one per user shard (abtest.online.scale)
     world: Path | None = None  # a fitted world (calibrate) instead of the config's synthetic one
+    logs: Path | None = None  # a log folder (generated or imported) instead of the config's
     epochs: int | None = None  # recall fine-tuning epochs (default: TrainConfig's)
     progress: bool = True
     command: str = ""
@@ -59,11 +60,29 @@ def safe_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.-]+", "_", name.rstrip("/")).strip("_.") or "model"
 
 
-def world_label(world: Path | None) -> str:
+def world_label(world: Path | None, logs: Path | None = None) -> str:
     """What a run's report says of the world it simulated."""
     if world is None:
-        return "synthetic (the config's world: the twin's lift is the ground truth)"
-    return f"fitted from logs: {world} (the twin's lift is model-based, not ground truth)"
+        where = f" of the log folder {logs}" if logs is not None else ""
+        return f"synthetic (the config's world{where}: the twin's lift is the ground truth)"
+    source = f" in {logs}" if logs is not None else ""
+    return f"fitted from logs{source}: {world} (the twin's lift is model-based, not ground truth)"
+
+
+def serving_warnings(config: Config, world) -> tuple[str, ...]:
+    """Scenarios where the recall stage cannot make the arms differ: the whole pool fits in
+    the candidate list, so both arms recall every item and the shared ranker (noisy_truth)
+    shows the same slates."""
+    if config.serving.ranker != "noisy_truth":
+        return ()
+    k = config.serving.candidates
+    return tuple(
+        f"{sc.name}: its pool ({sc.pool.size} items) fits in the {k} recalled candidates "
+        "(serving.candidates), so both arms recall the whole pool and the shared ranker shows "
+        "the same slates: the arms cannot differ there (the true lift is 0 by construction)"
+        for sc in world.scenarios
+        if sc.pool.size <= k
+    )
 
 
 def _say(msg: str) -> None:
@@ -87,12 +106,16 @@ def prepare(
     progress: bool = True,
     epochs: int | None = None,
     world: Path | None = None,
+    log_dir: Path | None = None,
 ) -> Prepared:
     """Logs generated if missing, models trained if missing (cached), the world built.
     `epochs` overrides the default fine-tuning epochs (another training hash, so another
     cached checkpoint). `world`: a fitted world's folder (``calibrate``), fitted from the
-    config's logs, serves instead of the synthetic world (its twin's truth is model-based)."""
-    from abtest.pipeline import get_model, load_data, train_config
+    config's logs, serves instead of the synthetic world (its twin's truth is model-based).
+    `log_dir`: the models train on this log folder and the run starts from its pre-period
+    instead of the config's generated logs (`config` is then
+    :func:`abtest.calibration.config_for_logs`; an imported folder needs `world`)."""
+    from abtest.pipeline import get_model, load_data, load_folder_data, train_config
     from models.zoo import check_model_spec
     from simulator.generation import log_dir_for
     from simulator.logs import read_logs
@@ -101,7 +124,17 @@ def prepare(
     for name in names:
         check_model_spec(name)
     _say(f"[1/4] logged pre-period traffic ({config.periods.pre_days} days)")
-    data = load_data(config, progress=progress)
+    if log_dir is not None:
+        _say(f"      from {log_dir}")
+        data = load_folder_data(log_dir, config).data
+        if tuple(data.scenario_names) != config.scenario_names:
+            raise UserError(
+                f"{log_dir}: its scenarios ({', '.join(data.scenario_names)}) are not the "
+                f"run's ({', '.join(config.scenario_names)})"
+            )
+    else:
+        data = load_data(config, progress=progress)
+        log_dir = log_dir_for(config)
     recallers, checkpoints = {}, {}
     for name in dict.fromkeys(names):
         _say(f"[2/4] model {name!r} (seed {config.seed})")
@@ -119,10 +152,10 @@ def prepare(
     if world is not None:
         from abtest.calibration import load_fitted_world
 
-        served, _ = load_fitted_world(world, config, log_dir_for(config))
+        served, _ = load_fitted_world(world, config, log_dir)
     else:
         served = SyntheticWorld(config)
-    logs = read_logs(log_dir_for(config) / "logs.parquet", scenarios=config.scenario_names)
+    logs = read_logs(log_dir / "logs.parquet", scenarios=config.scenario_names)
     return Prepared(served, logs, recallers, checkpoints, data)
 
 
@@ -157,7 +190,12 @@ def run_ab(config: Config, opts: RunOptions) -> ExperimentResults:
         path = opts.replay / "logs.parquet" if opts.replay.is_dir() else opts.replay
         replay = read_logs(path, scenarios=config.scenario_names)
     prep = prepare(
-        config, [opts.control, opts.treatment], opts.progress, opts.epochs, world=opts.world
+        config,
+        [opts.control, opts.treatment],
+        opts.progress,
+        opts.epochs,
+        world=opts.world,
+        log_dir=opts.logs,
     )
     policies = tuple(
         build_policy(name, prep.world, prep.recallers[name], config.serving, seed)
@@ -200,7 +238,8 @@ def run_ab(config: Config, opts: RunOptions) -> ExperimentResults:
             else f"replay of {opts.replay}" + (" (fixed sessions)" if opts.fixed_sessions else "")
         ),
         total_seconds=round(time.perf_counter() - t_start, 1),
-        world=world_label(opts.world),
+        world=world_label(opts.world, opts.logs),
+        warnings=serving_warnings(config, prep.world),
     )
     return dataclasses.replace(results, run=run)
 
@@ -302,4 +341,64 @@ def simulate_twin(
         requests=engine.stats.requests,
         exposures=engine.stats.exposures,
         wall_seconds=engine.stats.wall_seconds,
+    )
+
+
+def run_interleaving_job(config: Config, opts: RunOptions, variant: str = "recall"):
+    """``run --design interleaving``: every user on the team-draft interleaving of the two
+    models (:mod:`abtest.online.interleaving`) over the experiment period; returns the
+    analysed :class:`~abtest.online.interleaving_analysis.InterleavingResults`."""
+    from abtest.online.interleaving import run_interleaving
+    from abtest.online.interleaving_analysis import analyse_interleaving
+    from abtest.serving import build_policy
+
+    if opts.treatment == opts.control:
+        _say(f"note: both sides are {opts.treatment!r}: this is an interleaving A/A test")
+    if opts.workers > 1:
+        raise UserError("--design interleaving does not run as Ray shards yet (no --workers)")
+    if opts.replay is not None:
+        raise UserError("--design interleaving does not take --replay yet")
+    days = opts.days or config.periods.experiment_days
+    seed = config.seed if opts.seed is None else opts.seed
+    check_experiment_size(config, days, copies=1)
+    t_start = time.perf_counter()
+    prep = prepare(
+        config,
+        [opts.control, opts.treatment],
+        opts.progress,
+        opts.epochs,
+        world=opts.world,
+        log_dir=opts.logs,
+    )
+    control, treatment = (
+        build_policy(name, prep.world, prep.recallers[name], config.serving, seed)
+        for name in (opts.control, opts.treatment)
+    )
+    _say(
+        f"[3/4] simulating {days} experiment days: every user on the {variant} interleaving "
+        f"of {opts.treatment} (treatment) and {opts.control} (control)"
+    )
+    data = run_interleaving(
+        config, prep.world, control, treatment, prep.logs, names=(opts.control, opts.treatment),
+        days=days, seed=seed, variant=variant, progress=opts.progress,
+    )  # fmt: skip
+    _say(
+        f"      {data.requests:,} requests in {data.wall_seconds:.0f} s "
+        f"({data.requests / max(data.wall_seconds, 1e-9):,.0f}/s)"
+    )
+    _say("[4/4] statistics and report")
+    run = RunInfo(
+        command=opts.command,
+        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        config_fingerprint=config.fingerprint(),
+        config=config.to_dict(),
+        checkpoints=prep.checkpoints,
+        traffic_source="world",
+        total_seconds=round(time.perf_counter() - t_start, 1),
+        world=world_label(opts.world, opts.logs),
+        warnings=serving_warnings(config, prep.world) if variant == "recall" else (),
+    )
+    traffic = {s.name: s.traffic_share for s in config.scenarios}
+    return analyse_interleaving(
+        data, traffic, alpha=config.experiment.alpha, correction=opts.correction, run=run
     )

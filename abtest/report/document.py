@@ -58,6 +58,8 @@ def _summary(r: ExperimentResults) -> list[Block]:
                 ("warn", "The true lifts below are the fitted world's own (model-based), not "
                  "ground truth: they are as right as the fitted response model.")
             )  # fmt: skip
+    for warning in r.run.warnings if r.run else ():
+        out.append(("warn", f"Warning: {warning}."))
     out += [("h2", "Sample ratio"), ("p", srm_line(r))]
     if r.srm.flagged is True:
         out.append(("warn", f"Warning: {SRM_WARNING}."))

@@ -45,6 +45,8 @@ MARKERS = (
     "ablation.json",
     "world.json",  # a fitted world (calibrate)
     "fidelity.json",
+    "interleaving.json",
+    "plan.json",
 )
 _TEMP_LEFTOVER = re.compile(r"^\..+\.tmp$")  # core.fileio.atomic_path's temporary files
 

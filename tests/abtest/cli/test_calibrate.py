@@ -122,3 +122,66 @@ def test_fidelity_end_to_end(fitted, monkeypatch, capsys):
     assert (out / "fidelity.png").stat().st_size > 0 and "Kendall" in (
         out / "fidelity.md"
     ).read_text()
+
+
+@pytest.fixture(scope="module")
+def imported(fitted):
+    """The tiny world's logs rewritten as an imported folder (``import``'s format)."""
+    from abtest.pipeline import ensure_logs
+    from core.config import load_config
+    from tests.helpers import as_imported
+
+    root, cfg, _, _ = fitted
+    mp = pytest.MonkeyPatch()
+    mp.setenv("ABTEST_CACHE", str(root / "cache"))
+    logs = ensure_logs(load_config(cfg), progress=False)
+    mp.undo()
+    return as_imported(logs, root / "imported", pre_fraction=0.75)
+
+
+@pytest.mark.slow  # fits a world from the imported folder, then a run on it
+def test_run_on_an_imported_folder_runs_on_the_world_fitted_from_it(fitted, imported, monkeypatch):
+    import datetime as dt
+
+    from simulator.logfolder import read_manifest
+
+    root, cfg, _, _ = fitted
+    monkeypatch.setenv("ABTEST_CACHE", str(root / "cache"))
+    out = root / "run_logs"
+    args = ["run", "--config", str(cfg), "--logs", str(imported), "--treatment", "popular",
+            "--control", "random", "--days", "1", "--out", str(out), "--quiet"]  # fmt: skip
+    assert main(args) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["world"].startswith(f"fitted from logs in {imported}")
+    assert (root / "cache" / "worlds").is_dir()  # fitted once, cached for the next run
+    manifest = read_manifest(imported)
+    assert set(res["scenarios"]) == set(manifest["scenarios"])
+    periods = res["config"]["periods"]
+    start = dt.datetime.fromisoformat(manifest["start"])
+    pre_end = dt.datetime.fromisoformat(manifest["pre_period_end"])
+    assert periods["start_date"] == start.date().isoformat()
+    # the pre-period ends at the last midnight at or before the folder's pre_period_end
+    assert periods["pre_days"] == (pre_end.date() - start.date()).days
+    assert "true lift (model-based)" in (out / "report.md").read_text()
+
+
+@pytest.mark.parametrize(
+    "make, extra, match",
+    [
+        (lambda f, i, t: t / "nowhere", [], "log folder not found"),
+        (lambda f, i, t: t, [], "is not a log folder"),
+        (lambda f, i, t: i, ["--world", "W"], "fitted from other logs"),
+    ],
+)
+def test_run_logs_refusals(fitted, imported, tmp_path, monkeypatch, capsys, make, extra, match):
+    root, cfg, world, _ = fitted
+    monkeypatch.setenv("ABTEST_CACHE", str(root / "cache"))
+    logs = make(fitted, imported, tmp_path)
+    extra = [str(world) if a == "W" else a for a in extra]
+    out = tmp_path / "run"
+    args = ["run", "--config", str(cfg), "--logs", str(logs), "--treatment", "popular",
+            "--control", "random", "--out", str(out), "--quiet", *extra]  # fmt: skip
+    code, err = run_main(args, capsys)
+    assert code == 2
+    check_error(err, match)
+    assert not out.exists()

@@ -12,6 +12,8 @@ MODULES = (
     "lift",
     "moments",
     "multiplicity",
+    "preference",
+    "sensitivity",
     "power",
     "sequential",
     "srm",
