@@ -96,10 +96,41 @@ def _headline(r: ExperimentResults) -> list[Block]:
         f"after {r.correction or 'no'} correction."
     )
     out: list[Block] = [("h2", "Headline"), ("table", header, rows), ("p", note)]
+    out += _plan_pointer(r)
     unknown = note_lines(r)
     if unknown:
         out.append(("p", f"Statistics that could not be computed (—): {'; '.join(unknown)}."))
     return out
+
+
+def _plan_pointer(r: ExperimentResults) -> list[Block]:
+    """Scenarios where the A/B could not have detected the lift it observed (MDE > |lift|):
+    a pointer to ``plan``, which sizes each design (A/B, CUPED, interleaving) per scenario."""
+    short = []
+    for name, population in layout.rows(r)[:-1]:
+        metrics = [
+            m
+            for m in HEADLINE_METRICS
+            if (x := population.metrics.get(m)) is not None
+            and x.mde is not None
+            and x.lift is not None
+            and x.mde > abs(x.lift)
+        ]
+        if metrics:
+            short.append(f"{name} ({', '.join(metrics)})")
+    if not short:
+        return []
+    command = f"python -m abtest plan --treatment {r.treatment} --control {r.control}"
+    return [
+        (
+            "p",
+            f"The minimum detectable effect exceeds the observed lift in {'; '.join(short)}: "
+            "at this traffic and duration the A/B could not have detected a lift of that "
+            f"size there. `{command}` estimates per scenario the users and days each design "
+            "(A/B, A/B with CUPED, interleaving) needs to detect it, and recommends one "
+            "(plan.md).",
+        )
+    ]
 
 
 def _all_metrics(r: ExperimentResults) -> list[Block]:

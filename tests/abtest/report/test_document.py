@@ -299,3 +299,20 @@ def test_failed_rerender_keeps_old_report(tmp_path, monkeypatch, fast_plots):
         folder.write_report(from_json(changed), tmp_path)
     after = {p.name: p.read_bytes() for p in tmp_path.iterdir()}
     assert after == before  # no new files, no temp files left, old ones untouched
+
+
+def test_report_points_to_plan_where_the_mde_exceeds_the_observed_lift():
+    results = example()
+    for name, scenario in results["scenarios"].items():
+        for metric in ("ctr", "watch_time_per_user"):
+            m = scenario["metrics"][metric]
+            m["lift"], m["mde"] = (0.01, 0.05) if name == "related_detail" else (0.05, 0.01)
+    page = document.markdown(from_json(results))
+    line = next(x for x in page.splitlines() if "minimum detectable effect exceeds" in x)
+    assert "related_detail (ctr, watch_time_per_user)" in line
+    assert "home_feed" not in line
+    assert f"python -m abtest plan --treatment {results['treatment']}" in line
+    for scenario in results["scenarios"].values():  # every lift detectable: no pointer
+        for metric in ("ctr", "watch_time_per_user"):
+            scenario["metrics"][metric]["mde"] = 0.001
+    assert "minimum detectable effect exceeds" not in document.markdown(from_json(results))
