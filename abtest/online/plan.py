@@ -95,9 +95,12 @@ ASSUMPTIONS = (
     "users needed count every user of the experiment: both A/B arms together (split 50/50), "
     "all interleaved users",
     "days needed = planned days x users needed / users available: users are assumed to "
-    "accrue in proportion to days. Distinct users grow more slowly than days (returning "
-    "users are not new), so for runs much longer than the simulated days this is optimistic; "
-    "a user's sums also grow with days, which lowers per-user noise the other way",
+    "accrue in proportion to days. They grow more slowly (returning users are not new: see "
+    "the users by day), so within the planned days this overstates the days and beyond them "
+    "it understates them; 'days by accrual' is the simulated day by whose end enough "
+    "distinct users had come (within the planned days only). The power was measured on each "
+    "user's sums over all the planned days: a shorter run sees less of each user, a longer "
+    "one more",
     "beyond the available users the re-randomisation resamples the observed users with "
     "replacement: future users are assumed to look like them",
     "power is measured at a geometric grid of experiment sizes, each by `reps` simulated "
@@ -126,8 +129,10 @@ class DesignPlan:
 
     design: str
     needed: UsersNeeded
-    days_needed: float | None
-    fits: bool
+    days_needed: float | None  # planned days x n / users available
+    fits: bool  # n <= users available
+    # the first simulated day by whose end n distinct users had a session (None: beyond)
+    days_by_accrual: int | None = None
 
 
 @dataclass(frozen=True)
@@ -246,6 +251,7 @@ def _row_json(r: ScenarioPlan) -> dict[str, Any]:
             "users_needed": _needed_json(d.needed),
             "days_needed": d.days_needed,
             "fits": d.fits,
+            "days_by_accrual": d.days_by_accrual,
         }
         for d in r.designs
     }
@@ -264,7 +270,13 @@ def _needed_from_json(body: dict[str, Any]) -> UsersNeeded:
 
 def _row_from_json(body: dict[str, Any]) -> ScenarioPlan:
     designs = tuple(
-        DesignPlan(name, _needed_from_json(d["users_needed"]), d["days_needed"], d["fits"])
+        DesignPlan(
+            name,
+            _needed_from_json(d["users_needed"]),
+            d["days_needed"],
+            d["fits"],
+            d["days_by_accrual"],
+        )
         for name, d in body["designs"].items()
     )
     fields = {k: v for k, v in body.items() if k not in ("designs", "users_by_day")}
@@ -473,7 +485,9 @@ def _plan_row(
     for d in DESIGNS:
         n = needed[d].n
         days_needed = None if n is None else data.days * n / users.size
-        designs.append(DesignPlan(d, needed[d], days_needed, n is not None and n <= users.size))
+        accrued = None if n is None else next((k + 1 for k, u in enumerate(by_day) if u >= n), None)
+        fits = n is not None and n <= users.size
+        designs.append(DesignPlan(d, needed[d], days_needed, fits, accrued))
     recommended, reason = recommend(
         tuple(designs), int(users.size), data.days, true_lift, common["preference_share"]
     )

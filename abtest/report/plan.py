@@ -140,18 +140,20 @@ def markdown(plan: Plan) -> str:
         "## Users needed, in detail",
         "",
         "Re-randomisation's answer, the normal approximation's (analytic, from the full "
-        "population's variance) and the power measured at each size searched.",
+        "population's variance), the days needed (in proportion to days) and by the simulated "
+        "accrual of distinct users (— beyond the planned days), and the power measured at "
+        "each size searched.",
         "",
         "| scenario | metric | design | status | users needed | analytic | days needed | "
-        "power by size |",
-        "|---|---|---|---|---|---|---|---|",
+        "days by accrual | power by size |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for r in plan.rows:
         for d in r.designs:
             lines.append(
                 f"| {r.scenario} | {r.metric} | {DESIGN_LABELS[d.design]} | {d.needed.status} | "
                 f"{_count(d.needed.n)} | {_count(d.needed.analytic)} | {_days(d.days_needed)} | "
-                f"{_grid_text(d)} |"
+                f"{DASH if d.days_by_accrual is None else d.days_by_accrual} | {_grid_text(d)} |"
             )
     lines += ["", "## Users by day", "", "Distinct users with a session by the end of each day."]
     days = list(range(1, plan.days + 1))

@@ -23,7 +23,7 @@ def tiny_cfg(write_yaml, tmp_path, monkeypatch):
     return write_yaml(tree), tree
 
 
-# about 16 s on 2 busy cores: the tiny world's logs, two simulations, the re-randomisation
+# about 8 s (16 s on 2 busy cores): the tiny world's logs, two simulations, re-randomisation
 def test_plan_writes_its_three_files_and_prints_the_summary(tiny_cfg, tmp_path, capsys):
     cfg, tree = tiny_cfg
     out = tmp_path / "plan"

@@ -92,6 +92,11 @@ def test_users_needed_days_and_recommendations_are_consistent(planned):
                 assert u.status in ("found", "at most lo") and LO <= u.n <= u.hi
                 assert d.days_needed == pytest.approx(plan.days * u.n / r.users_available)
                 assert d.fits == (u.n <= r.users_available)
+                if d.fits:  # the first day by whose end enough users had come
+                    k = d.days_by_accrual
+                    assert r.users_by_day[k - 1] >= u.n and (k == 1 or r.users_by_day[k - 2] < u.n)
+                else:
+                    assert d.days_by_accrual is None
         found = [d for d in r.designs if d.needed.n is not None]
         assert (r.recommended is None) == (not found)
         if found:
@@ -127,7 +132,7 @@ def test_the_json_round_trips(planned):
     assert set(row) >= {"scenario", "metric", "users_available", "true_lift", "designs",
                         "recommended", "reason", "preference_share"}  # fmt: skip
     assert list(row["designs"]) == list(DESIGNS)
-    assert set(row["designs"]["ab"]) == {"users_needed", "days_needed", "fits"}
+    assert set(row["designs"]["ab"]) == {"users_needed", "days_needed", "fits", "days_by_accrual"}
     assert set(row["designs"]["ab"]["users_needed"]) >= {"n", "status", "grid", "powers"}
     assert Plan.from_json(body) == plan
 
