@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import os
+import warnings
+from pathlib import Path
 
-# as `python -m abtest` does (abtest/__main__.py): one BLAS/OpenMP thread, since the engine's
-# small faiss searches and numpy batches run slower when a second thread fights for the
-# 2 cores; set before numpy or faiss is first imported by a test module
-for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+import pytest
+import yaml
+from hypothesis import HealthCheck, settings
 
-import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
-import yaml  # noqa: E402
-from hypothesis import HealthCheck, settings  # noqa: E402
-
-from core.config import Config, config_from_dict, load_config_tree  # noqa: E402
+from core.config import Config, config_from_dict, load_config_tree
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURES = ROOT / "tests" / "fixtures"
