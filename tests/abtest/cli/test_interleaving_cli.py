@@ -31,7 +31,10 @@ def _args(cfg, out, *extra):
             "--control", "random", "--out", str(out), "--quiet", *extra]  # fmt: skip
 
 
-@pytest.mark.parametrize("variant", ["recall", "slate"])
+@pytest.mark.parametrize(
+    "variant",
+    ["recall", pytest.param("slate", marks=pytest.mark.slow)],  # CI runs the slow
+)
 def test_interleaving_run_writes_its_report_and_is_reproducible(tiny, variant, capsys):
     root, cfg = tiny
     out = root / f"run-{variant}"

@@ -23,7 +23,9 @@ def tiny_cfg(write_yaml, tmp_path, monkeypatch):
     return write_yaml(tree), tree
 
 
-# about 8 s (16 s on 2 busy cores): the tiny world's logs, two simulations, re-randomisation
+# about 8 s (16 s on 2 busy cores): the tiny world's logs, two simulations, re-randomisation;
+# tests/abtest/online/test_plan.py covers the same job in the default suite
+@pytest.mark.slow
 def test_plan_writes_its_three_files_and_prints_the_summary(tiny_cfg, tmp_path, capsys):
     cfg, tree = tiny_cfg
     out = tmp_path / "plan"
