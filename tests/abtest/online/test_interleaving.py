@@ -282,10 +282,7 @@ def test_few_candidates_are_filled_from_the_pool_for_no_team(tiny):
     assert slates.items.shape == (20, k) and np.isin(slates.items, world.scenarios[s].pool).all()
     assert all(np.unique(row).size == k for row in slates.items)
     credited = (slates.team >= 0).sum(axis=1)
-    # the merged list is the union of both arms' 2 candidates (3 or 4 distinct items)
-    cand = [np.union1d(a, b) for a, b in zip(c.recall(_batch(world, s, users, users * 1024))[0],
-             t.recall(_batch(world, s, users, users * 1024))[0], strict=True)]  # fmt: skip
-    assert (credited == [min(u.size, k) for u in cand]).all()
+    assert (credited == 2).all()  # the merged list is as long as one arm's candidates
 
 
 def test_recall_score_ranker_ranks_by_each_items_own_team_score(tiny):
