@@ -46,7 +46,9 @@ def _summary(r: ExperimentResults) -> list[Block]:
         f"alpha {layout.alpha(r):g}",
         f"p-value correction {r.correction or 'none'}",
         f"CUPED {yes_no(r.cuped)}",
-        f"synthetic world {yes_no(r.synthetic)}",
+        "world fitted from logs (its truth is model-based)"
+        if _fitted(r)
+        else f"synthetic world {yes_no(r.synthetic)}",
     ]
     if r.run and r.run.created:
         facts.append(f"created {r.run.created}")

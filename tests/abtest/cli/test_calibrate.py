@@ -56,6 +56,8 @@ def test_run_on_the_fitted_world_is_labelled_model_based(fitted, monkeypatch, ca
     assert res["world"].startswith("fitted from logs")
     report = (out / "report.md").read_text()
     assert "true lift (model-based)" in report and "not ground truth" in report
+    assert "world fitted from logs (its truth is model-based)" in report
+    assert "synthetic world yes" not in report
     # the same seed on the same fitted world gives the same statistics
     again = root / "again"
     assert main([*args[:-3], "--out", str(again), "--quiet"]) == 0
