@@ -226,22 +226,29 @@ def run_ab(config: Config, opts: RunOptions) -> ExperimentResults:
     results = analyse(exp, traffic, expected, analysis_opts)
     if not results.scenarios:
         raise UserError("the experiment served no traffic: nothing to analyse")
-    run = RunInfo(
+    traffic_source = (
+        "world"
+        if opts.replay is None
+        else f"replay of {opts.replay}" + (" (fixed sessions)" if opts.fixed_sessions else "")
+    )
+    return dataclasses.replace(results, run=_run_info(config, opts, prep, t_start, traffic_source))
+
+
+def _run_info(
+    config: Config, opts: RunOptions, prep: Prepared, t_start: float, traffic_source: str
+) -> RunInfo:
+    """How to reproduce a run (A/B or interleaving) and what it used."""
+    return RunInfo(
         command=opts.command,
         created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         config_fingerprint=config.fingerprint(),
         config=config.to_dict(),
         checkpoints=prep.checkpoints,
-        traffic_source=(
-            "world"
-            if opts.replay is None
-            else f"replay of {opts.replay}" + (" (fixed sessions)" if opts.fixed_sessions else "")
-        ),
+        traffic_source=traffic_source,
         total_seconds=round(time.perf_counter() - t_start, 1),
         world=world_label(opts.world, opts.logs),
         warnings=serving_warnings(config, prep.world),
     )
-    return dataclasses.replace(results, run=run)
 
 
 def _simulate(
@@ -387,17 +394,7 @@ def run_interleaving_job(config: Config, opts: RunOptions, variant: str = "recal
         f"({data.requests / max(data.wall_seconds, 1e-9):,.0f}/s)"
     )
     _say("[4/4] statistics and report")
-    run = RunInfo(
-        command=opts.command,
-        created=dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        config_fingerprint=config.fingerprint(),
-        config=config.to_dict(),
-        checkpoints=prep.checkpoints,
-        traffic_source="world",
-        total_seconds=round(time.perf_counter() - t_start, 1),
-        world=world_label(opts.world, opts.logs),
-        warnings=serving_warnings(config, prep.world) if variant == "recall" else (),
-    )
+    run = _run_info(config, opts, prep, t_start, "world")
     traffic = {s.name: s.traffic_share for s in config.scenarios}
     return analyse_interleaving(
         data, traffic, alpha=config.experiment.alpha, correction=opts.correction, run=run
