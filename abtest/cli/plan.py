@@ -43,7 +43,7 @@ def add_parsers(subparsers) -> None:
         help="which design (A/B, A/B + CUPED, interleaving) needs the fewest users, per "
         "scenario and metric",
         description="Simulate the planned days once (an A/B run with its truth twin, and a "
-        "recall-variant interleaving run), then per scenario and metric measure by "
+        "--variant interleaving run), then per scenario and metric measure by "
         "re-randomisation the users (and days) each design needs for 80% power, recommend "
         "one and say what each estimates. Writes DIR/plan.md, plan.json and plan.png.",
     )
@@ -57,6 +57,14 @@ def add_parsers(subparsers) -> None:
         default=200,
         metavar="N",
         help="simulated experiments per size searched (default: %(default)s)",
+    )
+    p.add_argument(
+        "--variant",
+        choices=("recall", "slate"),
+        default="recall",
+        help="the interleaving simulated: merged candidate lists before the shared ranker "
+        "(recall, default) or the arms' own slates merged (slate; its preference follows the "
+        "A/B's lift more closely, with less sensitivity)",
     )
     p.set_defaults(func=cmd_plan)
 
@@ -93,6 +101,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
         days=args.days,
         seed=args.seed,
         reps=args.reps,
+        variant=args.variant,
         progress=not args.quiet,
         say=say,
     )

@@ -85,9 +85,13 @@ ESTIMANDS = {
     "interleaving": "the users' preference between the two arms' items shown on the same "
     "requests: the treatment's share of the credited engagement (clicks for ctr, watch time "
     "for watch time), tested against 1/2. Its sign is expected to agree with the lift's (a "
-    "detection counts only then) but its size is not a lift; and in the recall variant the "
-    "shared ranker picks the slate from both arms' candidates, so it shows mostly the better "
-    "arm's items",
+    "detection counts only then) but its size is not a lift. The recall variant (the shared "
+    "ranker picks the slate from both arms' merged candidates) rewards the arm with more good "
+    "candidates below its top k, the slate variant (the arms' own slates merged) compares "
+    "each arm's own top k as the A/B does: on the default world the slate variant's sign "
+    "agreed with the true lift in 39/39 scenario x metric x model cases with |lift| >= 2%, "
+    "the recall variant's in 34/39 (popular vs mixed, whose top k is as good as mixed's but "
+    "whose candidates below it are weaker)",
 }
 ASSUMPTIONS = (
     "users available = every user with at least one session in the scenario during the "
@@ -190,6 +194,7 @@ class Plan:
     caveats: tuple[str, ...]
     simulation: Simulation
     notes: tuple[str, ...] = ()
+    variant: str = "recall"  # the interleaving variant simulated (recall or slate)
 
     def row(self, scenario: str, metric: str) -> ScenarioPlan:
         return next(r for r in self.rows if r.scenario == scenario and r.metric == metric)
@@ -214,6 +219,7 @@ class Plan:
             "assumptions": list(self.assumptions),
             "caveats": list(self.caveats),
             "notes": list(self.notes),
+            "variant": self.variant,
             "rows": [_row_json(r) for r in self.rows],
             "simulation": vars(self.simulation).copy(),
         }
@@ -240,6 +246,7 @@ class Plan:
             caveats=tuple(body["caveats"]),
             simulation=Simulation(**body["simulation"]),
             notes=tuple(body["notes"]),
+            variant=body.get("variant", "recall"),
         )
 
 
@@ -556,6 +563,7 @@ def plan_from_runs(
             uncredited_impressions=int(il.uncredited.sum()) if il.uncredited is not None else 0,
         ),
         notes=tuple(notes),
+        variant=il.variant,
     )
 
 
@@ -572,11 +580,13 @@ def run_plan(
     days: int | None = None,
     seed: int | None = None,
     reps: int = 200,
+    variant: str = "recall",
     progress: bool = True,
     say: Callable[[str], None] = _stderr,
 ) -> Plan:
-    """Prepare the world and models, simulate once (A/B + twin, and interleaving) over
-    `days` (default: the config's) with `seed` (default: the config's), and plan."""
+    """Prepare the world and models, simulate once (A/B + twin, and the `variant`
+    interleaving) over `days` (default: the config's) with `seed` (default: the config's),
+    and plan."""
     from abtest.online.runner import prepare, world_label
     from abtest.serving import build_policy
 
@@ -617,7 +627,7 @@ def run_plan(
         names=names,
         days=days,
         seed=seed,
-        variant="recall",
+        variant=variant,
         progress=progress,
     )
     say(f"      {data.requests + il.requests:,} requests in {time.perf_counter() - t0:.0f} s")

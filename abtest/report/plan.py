@@ -113,8 +113,8 @@ def markdown(plan: Plan) -> str:
         f"# Design plan: {plan.treatment} vs {plan.control}",
         "",
         f"World: {plan.world}. One simulation of {planned(plan.days)} (seed {plan.seed}): "
-        "an A/B run with its truth twin (every user under both arms) and one recall-variant "
-        "interleaving run. Users needed for "
+        "an A/B run with its truth twin (every user under both arms) and one "
+        f"{plan.variant}-variant interleaving run. Users needed for "
         f"{plan.power:.0%} power at alpha {plan.alpha:g}, by re-randomisation ({plan.reps} "
         f"simulated experiments per size, sizes from {plan.lo:,} to {plan.hi_per_available} x "
         "the available users).",

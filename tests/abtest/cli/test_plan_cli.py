@@ -30,7 +30,7 @@ def test_plan_writes_its_three_files_and_prints_the_summary(tiny_cfg, tmp_path, 
     cfg, tree = tiny_cfg
     out = tmp_path / "plan"
     args = ["plan", "--config", str(cfg), "--treatment", "popular", "--control", "random",
-            "--reps", "10", "--out", str(out), "--quiet"]  # fmt: skip
+            "--reps", "10", "--variant", "slate", "--out", str(out), "--quiet"]  # fmt: skip
     assert main(args) == 0
     printed = capsys.readouterr().out
     assert f"wrote {out}/plan.md, plan.json, plan.png" in printed
@@ -40,6 +40,7 @@ def test_plan_writes_its_three_files_and_prints_the_summary(tiny_cfg, tmp_path, 
     body = json.loads((out / "plan.json").read_text())
     names = [s["name"] for s in tree["scenarios"]]
     assert body["treatment"] == "popular" and body["control"] == "random" and body["days"] == 1
+    assert body["variant"] == "slate" and "slate-variant" in (out / "plan.md").read_text()
     assert [(r["scenario"], r["metric"]) for r in body["rows"]] == [
         (n, m) for n in [*names, OVERALL] for m in HEADLINE_METRICS
     ]
