@@ -132,6 +132,12 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if args.fixed_sessions and not args.replay:
         raise UserError("--fixed-sessions needs --replay LOGDIR")
+    if args.design == "interleaving":  # refused before any work (a fit, a training)
+        for flag, value in (("--save-events", args.save_events), ("--bootstrap", args.bootstrap)):
+            if value:
+                raise UserError(f"{flag} does not apply to --design interleaving")
+    elif args.variant != "recall":
+        raise UserError("--variant needs --design interleaving")
     logs = Path(args.logs) if args.logs else None
     world = Path(args.world) if args.world else None
     if logs is not None:
@@ -158,8 +164,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     )
     if args.design == "interleaving":
         return _run_interleaving(cfg, opts, args.variant, out)
-    if args.variant != "recall":
-        raise UserError("--variant needs --design interleaving")
     check_run(cfg, opts)
     # everything (events.parquet during the simulation, then the report) goes into a staging
     # folder that replaces `out` as a whole at the end
@@ -178,9 +182,6 @@ def _run_interleaving(cfg, opts, variant: str, out: Path) -> int:
     from abtest.report.interleaving import FILES, format_table, write_interleaving
     from abtest.report.outdir import replacing
 
-    for flag, value in (("--save-events", opts.save_events), ("--bootstrap", opts.bootstrap)):
-        if value:
-            raise UserError(f"{flag} does not apply to --design interleaving")
     with replacing(out, FILES) as stage:
         results = run_interleaving_job(cfg, opts, variant)
         write_interleaving(stage, results)
