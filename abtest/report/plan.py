@@ -133,6 +133,8 @@ def markdown(plan: Plan) -> str:
         "",
         *[f"- **{r.scenario}, {r.metric}**: {r.reason}." for r in plan.rows],
         "",
+        "![users needed per design](plan.png)",
+        "",
         "## What each design estimates",
         "",
         *[f"- **{DESIGN_LABELS[d]}**: {plan.estimands[d]}." for d in DESIGNS],
