@@ -57,6 +57,19 @@ def write_json(path: str | Path, obj: Any) -> Path:
     return write_text(path, json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
+def read_json(path: str | Path) -> Any:
+    """A JSON document; one-line UserError when it is unreadable or not valid JSON."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserError(
+            f"{path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UserError(f"cannot read {path}: {exc}") from None
+
+
 def write_parquet(path: str | Path, frame: pl.DataFrame | pl.LazyFrame) -> Path:
     if isinstance(frame, pl.LazyFrame):
         return atomic_write(path, lambda p: frame.sink_parquet(p))

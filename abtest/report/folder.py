@@ -22,6 +22,7 @@ from abtest.report.document import page
 from abtest.report.outdir import replacing
 from abtest.report.tables import write_lift_csv
 from core.errors import UserError
+from core.fileio import read_json
 
 # the files a report render writes (a plot only when the results have its data)
 REPORT_FILES = frozenset(
@@ -70,15 +71,7 @@ def read_results(run_dir: str | Path) -> ExperimentResults:
     path = run_dir / "results.json"
     if not path.is_file():
         raise UserError(f"{run_dir} has no results.json: not a run folder")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(
-            f"{path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from None
-    return from_json(doc, source=str(path))
+    return from_json(read_json(path), source=str(path))
 
 
 def render_run(run_dir: str | Path) -> dict[str, Path]:

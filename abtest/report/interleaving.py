@@ -11,7 +11,6 @@ re-rendered without running again.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
@@ -338,12 +337,4 @@ def read_interleaving(folder: str | Path) -> InterleavingResults:
     path = Path(folder) / "interleaving.json"
     if not path.is_file():
         raise UserError(f"{folder} has no interleaving.json: not an interleaving run folder")
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except json.JSONDecodeError as exc:
-        raise UserError(
-            f"{path} is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise UserError(f"cannot read {path}: {exc}") from None
-    return from_json(doc, source=str(path))
+    return from_json(fileio.read_json(path), source=str(path))
