@@ -206,6 +206,10 @@ def blocks(r: InterleavingResults) -> list[Block]:
         ("p", ESTIMAND),
         ("p", _facts(r)),
     ]
+    if r.run and r.run.world:
+        out.append(("p", f"World: {r.run.world}."))
+    for warning in r.run.warnings if r.run else ():
+        out.append(("warn", f"Warning: {warning}."))
     if r.variant in VARIANT_NOTES:
         out.append(("p", VARIANT_NOTES[r.variant]))
     for metric in METRICS:

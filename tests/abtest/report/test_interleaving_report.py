@@ -95,3 +95,18 @@ def test_a_run_without_any_credit_still_renders(tmp_path):
     assert "overall: no credited engagement; no exposed users" in md
     assert (tmp_path / "interleaving.png").read_bytes()[:8] == PNG_MAGIC
     assert "overall" in report.format_table(empty)
+
+
+def test_markdown_states_the_world_and_the_run_warnings():
+    import dataclasses
+
+    from abtest.online.results import RunInfo
+
+    run = RunInfo(
+        command="python -m abtest run --design interleaving",
+        world="fitted from logs: W (the twin's lift is model-based, not ground truth)",
+        warnings=("home: its pool (8 items) fits in the 100 recalled candidates",),
+    )
+    md = report.markdown(dataclasses.replace(fake_results(), run=run))
+    assert "World: fitted from logs: W" in md
+    assert "Warning: home: its pool (8 items) fits in the 100 recalled candidates." in md
