@@ -43,7 +43,16 @@ def _notes(doc: dict) -> set[str]:
     return {m["note"] for p in populations for m in p["metrics"].values() if "note" in m}
 
 
-@pytest.mark.parametrize("case", list(CASES))
+# one case by default; the other two (about 15 s each, each a whole tiny pipeline) are slow
+# (CI runs them)
+@pytest.mark.parametrize(
+    "case",
+    [
+        "a-scenario-nobody-visits",
+        pytest.param("two-users", marks=pytest.mark.slow),
+        pytest.param("seed-2-empty-segment-arm", marks=pytest.mark.slow),
+    ],
+)
 def test_a_degenerate_run_reports_instead_of_crashing(case, tmp_path, monkeypatch, capsys):
     tree, flags, note, printed = CASES[case]
     cfg = tmp_path / "cfg.yaml"

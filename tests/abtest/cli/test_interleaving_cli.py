@@ -31,10 +31,10 @@ def _args(cfg, out, *extra):
             "--control", "random", "--out", str(out), "--quiet", *extra]  # fmt: skip
 
 
-@pytest.mark.parametrize(
-    "variant",
-    ["recall", pytest.param("slate", marks=pytest.mark.slow)],  # CI runs the slow
-)
+# a whole tiny pipeline run twice per variant (about 10 s each): slow, CI runs them; the
+# interleaving itself is in the default suite (tests/abtest/online/test_interleaving.py)
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", ["recall", "slate"])
 def test_interleaving_run_writes_its_report_and_is_reproducible(tiny, variant, capsys):
     root, cfg = tiny
     out = root / f"run-{variant}"

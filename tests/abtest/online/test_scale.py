@@ -48,6 +48,7 @@ def test_merged_shards_equal_the_single_process_run(tiny):
     assert merged.requests == whole.requests and merged.exposures == whole.exposures
 
 
+@pytest.mark.slow  # starts a local Ray (about 20 s on 2 cores); CI runs the slow tests
 def test_ray_tasks_give_the_single_process_result(tiny):
     ray = pytest.importorskip("ray")
     from abtest.online.scale import run_sharded

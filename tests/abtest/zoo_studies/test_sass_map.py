@@ -103,6 +103,7 @@ def test_unknown_scores_are_left_out_of_winner_and_best_other():
     assert nothing.winner("recall@50") is None and nothing.best_other("recall@50") is None
 
 
+@pytest.mark.slow  # starts a local Ray (about 20 s on 2 cores); CI runs the slow tests
 def test_cells_as_ray_tasks_give_the_in_turn_result(tmp_path, monkeypatch):
     pytest.importorskip("ray")
     tree = tiny_tree()
